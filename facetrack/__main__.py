@@ -1,0 +1,3 @@
+from facetrack.cli import main
+
+main()

@@ -1,0 +1,182 @@
+"""The `facetrack` command line (typer). Each command is a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from facetrack.config import FacetrackConfig, load_config
+from facetrack.errors import FacetrackError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Who is on camera, live: detect, track and identify faces in video.")
+models_app = typer.Typer(no_args_is_help=True, help="List, download and verify model packs.")
+app.add_typer(models_app, name="models")
+
+console = Console(stderr=True)
+out = Console()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see configs/).")]
+DetectorOpt = Annotated[Path | None, typer.Option("--detector", help="SCRFD detector ONNX file.")]
+RecognizerOpt = Annotated[Path | None, typer.Option("--recognizer", help="ArcFace-family recognizer ONNX file.")]
+PackOpt = Annotated[str | None, typer.Option("--pack", help="Model pack: buffalo_l, buffalo_s, buffalo_sc.")]
+ProvidersOpt = Annotated[str | None, typer.Option(
+    "--providers", help="auto, cpu, cuda, tensorrt, or a comma-separated list.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what runs where.")]
+
+
+def build_config(config: Path | None, detector: Path | None = None, recognizer: Path | None = None,
+                 pack: str | None = None, providers: str | None = None,
+                 extra: dict[str, Any] | None = None) -> FacetrackConfig:
+    """The config file with CLI flags laid over it (a flag always wins)."""
+    provider_list: str | list[str] | None = None
+    if providers is not None:
+        provider_list = "auto" if providers == "auto" else [p.strip() for p in providers.split(",") if p.strip()]
+    overrides: dict[str, Any] = {
+        "models": {"detector": detector, "recognizer": recognizer, "pack": pack},
+        "runtime": {"providers": provider_list},
+    }
+    for section, values in (extra or {}).items():
+        overrides.setdefault(section, {}).update(values)
+    return load_config(config, overrides)
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
+
+
+@app.command()
+def annotate(
+    input: Annotated[Path, typer.Argument(help="Video file to process.", show_default=False)],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Annotated video to write (.mp4).")] = None,
+    events: Annotated[Path | None, typer.Option("--events", help="JSON Lines events file to write.")] = None,
+    config: ConfigOpt = None,
+    detector: DetectorOpt = None,
+    recognizer: RecognizerOpt = None,
+    pack: PackOpt = None,
+    providers: ProvidersOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Detect and track every face in a video file; write an annotated video and/or JSON Lines events."""
+    from facetrack.pipeline import annotate_file
+    from facetrack.sources import FileSource
+
+    _setup_logging(verbose)
+    if output is None and events is None:
+        raise FacetrackError("nothing to write: pass -o OUTPUT.mp4 and/or --events EVENTS.jsonl")
+    cfg = build_config(config, detector, recognizer, pack, providers)
+    probe = FileSource(input)  # fail on a bad input before loading any model
+    total = probe.info.frame_count or None
+    probe.close()
+    columns = [TextColumn("[bold]annotate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]} fps"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("frames", total=total, fps="–")
+
+        def on_frame(index: int) -> None:
+            elapsed = progress.tasks[0].elapsed or 0.0
+            progress.update(task, completed=index + 1,
+                            fps=f"{(index + 1) / elapsed:.1f}" if elapsed > 0 else "–")
+
+        summary = annotate_file(cfg, input, output, events, on_frame=on_frame)
+    written = ", ".join(str(p) for p in (output, events) if p is not None)
+    console.print(f"[bold green]done[/]: {summary.frames} frames, {summary.faces} faces, {summary.tracks} tracks "
+                  f"in {summary.seconds:.1f} s ({summary.fps:.1f} fps) → {written}")
+    if verbose:
+        _print_stage_table(summary.stage_seconds, summary.seconds)
+    if summary.decode_error:
+        raise FacetrackError(f"{input}: {summary.decode_error}; the outputs hold the frames before it",
+                             exit_code=3)
+
+
+def _print_stage_table(stage_seconds: dict[str, float], wall: float) -> None:
+    table = Table(title="time per stage")
+    for column in ("stage", "seconds", "share of wall time"):
+        table.add_column(column)
+    for stage, seconds in stage_seconds.items():
+        table.add_row(stage, f"{seconds:.2f}", f"{100 * seconds / wall:.0f} %" if wall else "–")
+    console.print(table)
+
+
+@models_app.command("list")
+def models_list(config: ConfigOpt = None) -> None:
+    """Model packs, their files and whether they are in the cache."""
+    from facetrack.models.registry import PACKS, cache_root, find_pack_file
+
+    cfg = load_config(config)
+    table = Table(title=f"model packs (cache: {cache_root(cfg.models)})")
+    for column in ("pack", "detector", "recognizer", "installed"):
+        table.add_column(column)
+    for pack in PACKS.values():
+        present = [find_pack_file(pack, m, cfg.models) is not None for m in pack.files]
+        table.add_row(pack.name, pack.detector.name, pack.recognizer.name,
+                      "yes" if all(present) else ("partly" if any(present) else "no"))
+    out.print(table)
+    out.print("InsightFace pretrained weights are for non-commercial research use only.")
+
+
+@models_app.command("download")
+def models_download(pack: Annotated[str, typer.Argument(help="Pack name.")] = "buffalo_l",
+                    config: ConfigOpt = None) -> None:
+    """Download a model pack into the cache and check its SHA-256."""
+    from facetrack.models.registry import download_pack, get_pack
+
+    cfg = load_config(config)
+    model_pack = get_pack(pack)
+    if model_pack.archive_sha256 is None:
+        console.print(f"[yellow]warning[/]: no published checksum is recorded for {pack}; it is not verified")
+    target = download_pack(model_pack, cfg.models)
+    out.print(f"{pack} installed in {target}")
+
+
+@models_app.command("verify")
+def models_verify(pack: Annotated[str, typer.Argument(help="Pack name.")] = "buffalo_l",
+                  config: ConfigOpt = None) -> None:
+    """Check the cached files of a pack against their recorded SHA-256."""
+    from facetrack.models.registry import get_pack, verify_pack
+
+    cfg = load_config(config)
+    results = verify_pack(get_pack(pack), cfg.models)
+    for result in results:
+        out.print(f"{result.model.name}: {result.status}" + (f" ({result.path})" if result.path else ""))
+    bad = [r for r in results if r.status in ("missing", "mismatch")]
+    if bad:
+        raise FacetrackError(f"pack {pack}: " + ", ".join(f"{r.model.name} {r.status}" for r in bad)
+                             + f" (run `facetrack models download {pack}`)")
+
+
+def main() -> None:
+    """Entry point: user mistakes print one line and exit non-zero; bugs keep their traceback."""
+    try:
+        app(standalone_mode=False)
+    except FacetrackError as exc:
+        console.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):  # usage errors: click's own one-liner
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""One typed configuration tree, loaded from YAML and overridden by CLI flags.
+
+Defaults live here, in the models, not as literals scattered through the stages. `configs/default.yaml`
+spells the same defaults out for users to copy and edit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from facetrack.errors import FacetrackError
+
+
+class _Section(BaseModel):
+    # A typo in a YAML key must be an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelsConfig(_Section):
+    """Which model files to run. Explicit files win over the pack."""
+
+    pack: str = "buffalo_l"
+    detector: Path | None = None
+    recognizer: Path | None = None
+    cache_dir: Path | None = None  # default: $FACETRACK_HOME or ~/.cache/facetrack
+
+
+class RuntimeConfig(_Section):
+    """How onnxruntime runs the models."""
+
+    # "auto" picks TensorRT → CUDA → CPU from what onnxruntime offers; or an explicit list such as ["cpu"].
+    providers: str | list[str] = "auto"
+    intra_op_threads: int = 0  # 0: onnxruntime's default (all cores)
+
+
+class DetectorConfig(_Section):
+    """SCRFD face detection."""
+
+    # Explicit, fixed input size: one pass per frame (never InsightFace's multi-size "auto" mode).
+    input_size: tuple[int, int] = (640, 640)
+    score_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    nms_threshold: float = Field(0.4, ge=0.0, le=1.0)
+    min_face_size: int = Field(0, ge=0)  # drop boxes whose shorter side is below this, in pixels
+
+    @field_validator("input_size")
+    @classmethod
+    def _multiple_of_32(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if any(v <= 0 or v % 32 for v in value):
+            raise ValueError("detector input_size must be two positive multiples of 32, e.g. [640, 640]")
+        return value
+
+
+class TrackerConfig(_Section):
+    """ByteTrack settings (see `trackers.ByteTrackTracker`)."""
+
+    lost_track_buffer: int = Field(30, ge=0)  # in 30 fps frames; scaled by the real frame rate
+    track_activation_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    minimum_consecutive_frames: int = Field(2, ge=1)
+    minimum_iou_threshold: float = Field(0.1, ge=0.0, le=1.0)
+    high_conf_det_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    # Colour-histogram correlation between consecutive frames below which a shot cut ends every track; 0: off.
+    cut_threshold: float = Field(0.75, ge=0.0, le=1.0)
+
+
+class AnnotationConfig(_Section):
+    """What the annotated video shows."""
+
+    draw_landmarks: bool = True
+    codec: str = "libx264"  # falls back to mpeg4 where H.264 is not available
+    crf: int = Field(23, ge=0, le=51)
+
+
+class FacetrackConfig(_Section):
+    """The whole configuration tree."""
+
+    models: ModelsConfig = ModelsConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    detector: DetectorConfig = DetectorConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    annotation: AnnotationConfig = AnnotationConfig()
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FacetrackError(f"config file not found: {path} (pass an existing YAML file to --config)") from None
+    except OSError as exc:
+        raise FacetrackError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise FacetrackError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise FacetrackError(f"config file {path} must hold a mapping of sections (models:, detector:, …)")
+    return data
+
+
+def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> FacetrackConfig:
+    """Load the YAML file at `path` (or the defaults), then apply `overrides` (nested dicts, None values skipped)."""
+    data = _read_yaml(Path(path)) if path is not None else {}
+    if overrides:
+        data = _merge(data, _drop_none(overrides))
+    try:
+        return FacetrackConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        source = f" in {path}" if path is not None else ""
+        raise FacetrackError(f"invalid setting {where}{source}: {first['msg']}") from None
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            value = _drop_none(value)
+            if value:
+                cleaned[key] = value
+        elif value is not None:
+            cleaned[key] = value
+    return cleaned

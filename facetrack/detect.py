@@ -1,0 +1,78 @@
+"""SCRFD face detection → `sv.Detections` with the 5 landmarks in `data["landmarks"]` (N×5×2).
+
+InsightFace's `SCRFD` class does the decoding (anchors, strides, NMS); this wrapper validates the file, fixes the
+input size (one pass per frame) and converts to supervision's type.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import supervision as sv
+from insightface.model_zoo.scrfd import SCRFD
+
+from facetrack.config import DetectorConfig, RuntimeConfig
+from facetrack.errors import FacetrackError
+from facetrack.models.runtime import create_session
+
+log = logging.getLogger(__name__)
+
+LANDMARKS = "landmarks"
+# SCRFD exports have 3 or 5 strides × (score, box[, landmarks]) outputs; 9 and 15 are the ones with landmarks.
+_OUTPUTS_WITH_LANDMARKS = (9, 15)
+
+
+class FaceDetector:
+    """Finds faces and their 5 landmarks (eyes, nose, mouth corners) in a BGR image."""
+
+    def __init__(self, model_path: Path, config: DetectorConfig, runtime: RuntimeConfig) -> None:
+        session = create_session(model_path, runtime)
+        self._check_is_scrfd(model_path, session)
+        self.model_path = model_path
+        self.config = config
+        self._scrfd = SCRFD(model_file=str(model_path), session=session)
+        self._scrfd.prepare(0, input_size=tuple(config.input_size), det_thresh=config.score_threshold,
+                            nms_thresh=config.nms_threshold)
+        fixed = getattr(self._scrfd, "static_input_size", None)
+        self.input_size: tuple[int, int] = tuple(fixed) if fixed else tuple(config.input_size)  # type: ignore[assignment]
+        if fixed and tuple(fixed) != tuple(config.input_size):
+            log.warning("%s has a fixed input size %s; detector.input_size %s is ignored",
+                        model_path.name, tuple(fixed), tuple(config.input_size))
+        self.session = session
+
+    @staticmethod
+    def _check_is_scrfd(path: Path, session: object) -> None:
+        inputs = session.get_inputs()  # type: ignore[attr-defined]
+        outputs = session.get_outputs()  # type: ignore[attr-defined]
+        shape = inputs[0].shape if inputs else []
+        if len(outputs) not in _OUTPUTS_WITH_LANDMARKS or len(shape) != 4:
+            hint = " (it looks like a face recognizer: pass it to --recognizer)" if len(outputs) == 1 else ""
+            raise FacetrackError(
+                f"{path} is not an SCRFD face detector with 5 landmarks{hint}: "
+                "pass an InsightFace SCRFD model such as det_10g.onnx to --detector"
+            )
+
+    def detect(self, image: np.ndarray) -> sv.Detections:
+        """Faces in `image` (BGR, H×W×3), highest score first."""
+        boxes, landmarks = self._scrfd.detect(image, input_size=self.input_size)
+        if len(boxes) and self.config.min_face_size:
+            sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+            keep = sides >= self.config.min_face_size
+            boxes, landmarks = boxes[keep], landmarks[keep]
+        return to_detections(boxes, landmarks)
+
+
+def to_detections(boxes: np.ndarray, landmarks: np.ndarray | None) -> sv.Detections:
+    """SCRFD's (N×5 box+score, N×5×2 landmarks) as `sv.Detections`; landmarks ride along in `.data`."""
+    if len(boxes) == 0:
+        empty = sv.Detections.empty()
+        empty.data[LANDMARKS] = np.empty((0, 5, 2), dtype=np.float32)
+        return empty
+    return sv.Detections(
+        xyxy=boxes[:, :4].astype(np.float32),
+        confidence=boxes[:, 4].astype(np.float32),
+        class_id=np.zeros(len(boxes), dtype=int),
+        data={LANDMARKS: np.asarray(landmarks, dtype=np.float32).reshape(-1, 5, 2)},
+    )

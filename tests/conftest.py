@@ -1,0 +1,72 @@
+"""Shared fixtures: the real models and media come from $FACETRACK_TEST_ASSETS (a folder with models/ and media/).
+
+Unset: the tests that need them are skipped, saying why. Set (as the test script does): they must be there,
+and a missing one fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ASSETS_ENV = "FACETRACK_TEST_ASSETS"
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    root = os.environ.get(ASSETS_ENV)
+    if not root:
+        pytest.skip(f"{ASSETS_ENV} is not set: real models and media are needed (a folder with models/ and media/)")
+    path = Path(root).resolve()
+    missing = [sub for sub in ("models", "media") if not (path / sub).is_dir()]
+    if missing:
+        pytest.fail(f"{ASSETS_ENV}={root} lacks {', '.join(missing)}/: the real test assets are required")
+    return path
+
+
+def _asset(assets: Path, relative: str) -> Path:
+    path = assets / relative
+    if not path.exists():
+        pytest.fail(f"test asset missing: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def detector_path(assets: Path) -> Path:
+    return _asset(assets, "models/scrfd_2.5g_bnkps.onnx")
+
+
+@pytest.fixture(scope="session")
+def fast_detector_path(assets: Path) -> Path:
+    return _asset(assets, "models/scrfd_500m_bnkps.onnx")
+
+
+@pytest.fixture(scope="session")
+def recognizer_path(assets: Path) -> Path:
+    return _asset(assets, "models/mobilefacenet_128.onnx")
+
+
+@pytest.fixture(scope="session")
+def clip_path(assets: Path) -> Path:
+    return _asset(assets, "media/video/short_hamilton_clip.mp4")
+
+
+@pytest.fixture(scope="session")
+def gallery_dir(assets: Path) -> Path:
+    return _asset(assets, "media/gallery")
+
+
+@pytest.fixture(scope="session")
+def images_dir(assets: Path) -> Path:
+    return _asset(assets, "media/images")
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real `facetrack` command line as a user would."""
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "facetrack", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=env)
