@@ -1,0 +1,126 @@
+"""Face embeddings: align each face on its 5 landmarks to 112×112, run an ArcFace-family ONNX model, L2-normalise.
+
+Alignment is InsightFace's `face_align.norm_crop`; the model's preprocessing (mean/std, MXNet-style graphs) is
+read by InsightFace's `ArcFaceONNX`. What is added here: validation of the file, the embedding size read from
+the model, batching (one call for many faces where the batch axis is dynamic), and a per-face quality score
+that the scheduler and the identity stage weigh evidence by.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from insightface.model_zoo.arcface_onnx import ArcFaceONNX
+from insightface.utils import face_align
+
+from facetrack.config import RuntimeConfig
+from facetrack.errors import FacetrackError
+from facetrack.models.runtime import create_session
+
+CROP_SIZE = 112
+# scikit-image 0.26 deprecates the call InsightFace's norm_crop makes; the result is unchanged.
+warnings.filterwarnings("ignore", category=FutureWarning, module="insightface.utils.face_align")
+
+
+def _is_dynamic(dim: object) -> bool:
+    return not isinstance(dim, int) or dim <= 0
+
+
+class FaceEmbedder:
+    """Turns aligned face crops into unit-length embedding vectors."""
+
+    def __init__(self, model_path: Path, runtime: RuntimeConfig, max_batch: int = 32) -> None:
+        session = create_session(model_path, runtime)
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        shape = inputs[0].shape if len(inputs) == 1 else []
+        if len(outputs) != 1 or len(shape) != 4 or shape[1] != 3 or shape[2:] != [CROP_SIZE, CROP_SIZE]:
+            hint = " (it looks like a face detector: pass it to --detector)" if len(outputs) >= 6 else ""
+            raise FacetrackError(
+                f"{model_path} is not an ArcFace-family face recognizer with 112×112 input{hint}: "
+                "pass a model such as w600k_r50.onnx to --recognizer"
+            )
+        self.model_path = model_path
+        self.session = session
+        self._model = ArcFaceONNX(model_file=str(model_path), session=session)
+        # A fixed batch axis of 1 (many small exports) means one call per face; dynamic means one call in all.
+        self.batchable = _is_dynamic(shape[0])
+        self.max_batch = max_batch if self.batchable else 1
+        out_dim = outputs[0].shape[-1]
+        self.dim = int(out_dim) if not _is_dynamic(out_dim) else self._embed_batch(
+            np.zeros((1, CROP_SIZE, CROP_SIZE, 3), np.uint8)).shape[1]
+        self.fingerprint = model_fingerprint(model_path)
+        self.calls = 0  # inference calls made, for the stats
+
+    @property
+    def name(self) -> str:
+        return self.model_path.stem
+
+    def align(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """N×112×112×3 BGR crops, one per face (landmarks N×5×2 in image pixels)."""
+        if len(landmarks) == 0:
+            return np.empty((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)
+        return np.stack([face_align.norm_crop(image, points, image_size=CROP_SIZE) for points in landmarks])
+
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        """N×D float32 unit vectors for N aligned crops."""
+        if len(crops) == 0:
+            return np.empty((0, self.dim), np.float32)
+        parts = [self._embed_batch(crops[i:i + self.max_batch]) for i in range(0, len(crops), self.max_batch)]
+        vectors = np.concatenate(parts).astype(np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    def _embed_batch(self, crops: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return np.asarray(self._model.get_feat(list(crops))).reshape(len(crops), -1)
+
+    def embed(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        return self.embed_crops(self.align(image, landmarks))
+
+
+def model_fingerprint(path: Path) -> str:
+    """SHA-256 of the model file: a gallery is only ever compared with embeddings of the same model."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FaceQuality:
+    """How far a face can be trusted for identity, in [0, 1] overall."""
+
+    size: float  # shorter side of the box, pixels
+    frontal: float  # 1 = frontal, 0 = full profile (from the landmarks' symmetry)
+    sharpness: float  # variance of the Laplacian of the aligned crop
+
+    @property
+    def score(self) -> float:
+        size_term = min(1.0, self.size / 80.0)  # faces of 80 px and more are as good as it gets here
+        sharp_term = min(1.0, self.sharpness / 150.0)
+        return float(size_term * (0.3 + 0.7 * self.frontal) * (0.5 + 0.5 * sharp_term))
+
+
+def frontalness(landmarks: np.ndarray) -> np.ndarray:
+    """Per face, 1 when the nose sits midway between the eyes, falling to 0 as the head turns to profile."""
+    left_eye, right_eye, nose = landmarks[:, 0], landmarks[:, 1], landmarks[:, 2]
+    eye_span = np.linalg.norm(right_eye - left_eye, axis=1)
+    along = np.einsum("ij,ij->i", nose - left_eye, right_eye - left_eye) / np.maximum(eye_span**2, 1e-6)
+    return np.clip(1.0 - 2.0 * np.abs(along - 0.5), 0.0, 1.0)
+
+
+def sharpness(crops: np.ndarray) -> np.ndarray:
+    """Variance of the Laplacian per crop: low for blurred or out-of-focus faces."""
+    return np.array([cv2.Laplacian(cv2.cvtColor(c, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var() for c in crops])
+
+
+def face_quality(boxes: np.ndarray, landmarks: np.ndarray, crops: np.ndarray | None = None) -> list[FaceQuality]:
+    sizes = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    fronts = frontalness(landmarks)
+    sharp = sharpness(crops) if crops is not None else np.full(len(boxes), 150.0)
+    return [FaceQuality(float(s), float(f), float(h)) for s, f, h in zip(sizes, fronts, sharp, strict=True)]
