@@ -30,10 +30,12 @@ PackOpt = Annotated[str | None, typer.Option("--pack", help="Model pack: buffalo
 ProvidersOpt = Annotated[str | None, typer.Option(
     "--providers", help="auto, cpu, cuda, tensorrt, or a comma-separated list.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what runs where.")]
+GalleryOpt = Annotated[Path | None, typer.Option(
+    "--gallery", "-g", help="Gallery: a folder of per-person photo folders, or a .db built from one.")]
 
 
 def build_config(config: Path | None, detector: Path | None = None, recognizer: Path | None = None,
-                 pack: str | None = None, providers: str | None = None,
+                 pack: str | None = None, providers: str | None = None, gallery: Path | None = None,
                  extra: dict[str, Any] | None = None) -> FacetrackConfig:
     """The config file with CLI flags laid over it (a flag always wins)."""
     provider_list: str | list[str] | None = None
@@ -42,6 +44,7 @@ def build_config(config: Path | None, detector: Path | None = None, recognizer: 
     overrides: dict[str, Any] = {
         "models": {"detector": detector, "recognizer": recognizer, "pack": pack},
         "runtime": {"providers": provider_list},
+        "identity": {"gallery": gallery},
     }
     for section, values in (extra or {}).items():
         overrides.setdefault(section, {}).update(values)
@@ -60,6 +63,7 @@ def annotate(
     input: Annotated[Path, typer.Argument(help="Video file to process.", show_default=False)],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Annotated video to write (.mp4).")] = None,
     events: Annotated[Path | None, typer.Option("--events", help="JSON Lines events file to write.")] = None,
+    gallery: GalleryOpt = None,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
     recognizer: RecognizerOpt = None,
@@ -67,14 +71,17 @@ def annotate(
     providers: ProvidersOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Detect and track every face in a video file; write an annotated video and/or JSON Lines events."""
+    """Detect, track and identify every face in a video file; write an annotated video and/or JSON Lines events.
+
+    Identity runs when a gallery or a recognizer is given: gallery names, or stable `unknown-N` for strangers.
+    """
     from facetrack.pipeline import annotate_file
     from facetrack.sources import FileSource
 
     _setup_logging(verbose)
     if output is None and events is None:
         raise FacetrackError("nothing to write: pass -o OUTPUT.mp4 and/or --events EVENTS.jsonl")
-    cfg = build_config(config, detector, recognizer, pack, providers)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery)
     probe = FileSource(input)  # fail on a bad input before loading any model
     total = probe.info.frame_count or None
     probe.close()
@@ -90,8 +97,9 @@ def annotate(
 
         summary = annotate_file(cfg, input, output, events, on_frame=on_frame)
     written = ", ".join(str(p) for p in (output, events) if p is not None)
-    console.print(f"[bold green]done[/]: {summary.frames} frames, {summary.faces} faces, {summary.tracks} tracks "
-                  f"in {summary.seconds:.1f} s ({summary.fps:.1f} fps) → {written}")
+    embedded = f", {summary.embeddings} embeddings" if summary.embeddings else ""
+    console.print(f"[bold green]done[/]: {summary.frames} frames, {summary.faces} faces, {summary.tracks} tracks"
+                  f"{embedded} in {summary.seconds:.1f} s ({summary.fps:.1f} fps) → {written}")
     if verbose:
         _print_stage_table(summary.stage_seconds, summary.seconds)
     if summary.decode_error:

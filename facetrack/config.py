@@ -66,6 +66,57 @@ class TrackerConfig(_Section):
     cut_threshold: float = Field(0.75, ge=0.0, le=1.0)
 
 
+class EmbeddingConfig(_Section):
+    """When faces are embedded: throttled per track, not every face every frame."""
+
+    undecided_interval: float = Field(0.3, gt=0.0)  # seconds between embeddings while a track's identity is open
+    decided_interval: float = Field(2.0, gt=0.0)  # seconds between re-checks once decided, to catch a mistake
+    improvement: float = Field(1.3, ge=1.0)  # embed at once when face quality grows by this factor
+    improvement_gap: float = Field(0.1, ge=0.0)  # …but not more often than this, in seconds
+    max_per_frame: int = Field(4, ge=1)  # budget of embeddings per frame (per camera); the most needed go first
+    max_batch: int = Field(32, ge=1)  # largest batch one inference call takes
+    min_face_size: int = Field(20, ge=0)  # pixels (shorter box side): smaller faces are never embedded
+    min_sharpness: float = Field(8.0, ge=0.0)  # variance of the Laplacian of the aligned crop; below: too blurred
+    min_frontal: float = Field(0.25, ge=0.0, le=1.0)  # 1 frontal, 0.5 three-quarter, 0 profile: profiles mislead
+
+
+class RecognizerThresholds(_Section):
+    """Decision thresholds of one recognizer model (cosine similarity of unit embeddings)."""
+
+    threshold: float = Field(ge=-1.0, le=1.0)  # a gallery match needs at least this similarity…
+    margin: float = Field(ge=0.0, le=2.0)  # …and this lead over the next person
+    relink_threshold: float = Field(ge=-1.0, le=1.0)  # a new track takes an ended track's ID at this similarity
+
+
+def _default_thresholds() -> dict[str, RecognizerThresholds]:
+    return {
+        # InsightFace buffalo packs (ArcFace on WebFace600K): the field's usual operating point.
+        "w600k_r50": RecognizerThresholds(threshold=0.42, margin=0.05, relink_threshold=0.45),
+        "w600k_mbf": RecognizerThresholds(threshold=0.40, margin=0.05, relink_threshold=0.45),
+        # Small 128-d MobileFaceNets, measured on the test clip and gallery (see tests/test_identity_video.py).
+        "mobilefacenet_128": RecognizerThresholds(threshold=0.30, margin=0.08, relink_threshold=0.40),
+        "mobilefacenet_128_dynbatch": RecognizerThresholds(threshold=0.30, margin=0.08, relink_threshold=0.40),
+    }
+
+
+class IdentityConfig(_Section):
+    """How a track gets, keeps and changes its identity."""
+
+    enabled: bool = False  # also on whenever a gallery or a recognizer is given
+    gallery: Path | None = None  # folder of folders (gallery/<person>/*.jpg) or a .db built from one
+    # Per recognizer (file name without .onnx); `default` for any other model.
+    models: dict[str, RecognizerThresholds] = Field(default_factory=_default_thresholds)
+    default: RecognizerThresholds = RecognizerThresholds(threshold=0.40, margin=0.05, relink_threshold=0.45)
+    evidence_decay: float = Field(0.8, gt=0.0, le=1.0)  # weight kept by older embeddings at each new one
+    min_evidence: int = Field(2, ge=1)  # agreeing observations before a first decision
+    switch_evidence: int = Field(3, ge=1)  # consecutive observations for another identity before a change
+    conflict_window: int = Field(6, ge=2)  # recent observations looked at to call a conflict
+    relink_memory: float = Field(60.0, ge=0.0)  # seconds an ended track can be re-linked to a new one
+
+    def thresholds_for(self, model_name: str) -> RecognizerThresholds:
+        return self.models.get(model_name, self.default)
+
+
 class AnnotationConfig(_Section):
     """What the annotated video shows."""
 
@@ -81,6 +132,8 @@ class FacetrackConfig(_Section):
     runtime: RuntimeConfig = RuntimeConfig()
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = TrackerConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    identity: IdentityConfig = IdentityConfig()
     annotation: AnnotationConfig = AnnotationConfig()
 
 

@@ -107,11 +107,12 @@ class FaceQuality:
 
 
 def frontalness(landmarks: np.ndarray) -> np.ndarray:
-    """Per face, 1 when the nose sits midway between the eyes, falling to 0 as the head turns to profile."""
+    """Per face, 1 when the nose sits midway between the eyes, 0.5 when it is in line with one eye (a three-quarter
+    view), 0 at full profile."""
     left_eye, right_eye, nose = landmarks[:, 0], landmarks[:, 1], landmarks[:, 2]
     eye_span = np.linalg.norm(right_eye - left_eye, axis=1)
     along = np.einsum("ij,ij->i", nose - left_eye, right_eye - left_eye) / np.maximum(eye_span**2, 1e-6)
-    return np.clip(1.0 - 2.0 * np.abs(along - 0.5), 0.0, 1.0)
+    return np.clip(1.0 - np.abs(along - 0.5), 0.0, 1.0)
 
 
 def sharpness(crops: np.ndarray) -> np.ndarray:

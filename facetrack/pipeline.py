@@ -13,14 +13,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import supervision as sv
 
 from facetrack.config import FacetrackConfig
-from facetrack.detect import FaceDetector
-from facetrack.models.registry import resolve_model
+from facetrack.detect import LANDMARKS, FaceDetector
+from facetrack.embed import FaceEmbedder, FaceQuality, face_quality
+from facetrack.gallery import Enroller, Gallery, open_gallery
+from facetrack.identity import IdentityManager
+from facetrack.models.registry import cache_root, resolve_model
 from facetrack.scene import CutDetector
-from facetrack.sinks.drawing import FrameAnnotator
-from facetrack.sinks.events import Event, EventWriter, frame_event, track_event
+from facetrack.schedule import EmbeddingScheduler
+from facetrack.sinks.drawing import IDENTITY, IDENTITY_STATE, SIMILARITY, FrameAnnotator
+from facetrack.sinks.events import KNOWN, Event, EventWriter, frame_event, track_event
 from facetrack.sinks.video import VideoWriter, check_writable
 from facetrack.sources import FileSource, Frame, ThreadedReader
 from facetrack.track import FaceTracker
@@ -45,14 +50,38 @@ class StageTimes:
 class FrameResult:
     frame: Frame
     detections: sv.Detections  # tracked faces: tracker_id, data["landmarks"] (+ identity fields when enabled)
-    events: list[Event] = field(default_factory=list)
+    started: list[int] = field(default_factory=list)
+    ended: list[int] = field(default_factory=list)
+    identity_events: list[Event] = field(default_factory=list)
+
+    @property
+    def events(self) -> list[Event]:
+        """This frame's events in order: tracks that start, identity changes, the frame, tracks that end."""
+        index, pts = self.frame.index, self.frame.pts
+        return ([track_event("track_start", t, index, pts) for t in self.started] + self.identity_events
+                + [frame_event(index, pts, self.detections)]
+                + [track_event("track_end", t, index, pts) for t in self.ended])
+
+
+@dataclass
+class EmbeddingPlan:
+    """The faces of one frame chosen for embedding, aligned and ready for one batched call."""
+
+    positions: list[int]  # rows of the frame's detections
+    crops: np.ndarray  # N×112×112×3
+    qualities: list[FaceQuality]
 
 
 class Pipeline:
-    """Detection → tracking for one video source, frame by frame."""
+    """Detection → tracking → (throttled embedding → identity) for one video source, frame by frame.
 
-    def __init__(self, config: FacetrackConfig, detector: FaceDetector | None = None,
-                 frame_rate: float = 30.0) -> None:
+    `process` runs every stage; the live runner calls the stages separately (`detect_track`, `plan`, the
+    shared embedder, `apply`) so that stages run in their own threads and crops of several cameras share one
+    embedding call.
+    """
+
+    def __init__(self, config: FacetrackConfig, detector: FaceDetector | None = None, frame_rate: float = 30.0,
+                 embedder: FaceEmbedder | None = None, gallery: Gallery | None = None) -> None:
         self.config = config
         self.detector = detector or FaceDetector(resolve_model("detector", config.models), config.detector,
                                                  config.runtime)
@@ -61,27 +90,93 @@ class Pipeline:
         self.times = StageTimes()
         self.frames = 0
         self.faces = 0
+        self.embeddings = 0
         self.tracks_seen: set[int] = set()
+        self.embedder = embedder
+        self.gallery = gallery
+        if self.embedder is None and identity_wanted(config):
+            self.embedder, self.gallery = load_identity_models(config, self.detector)
+        self.identity: IdentityManager | None = None
+        self.scheduler: EmbeddingScheduler | None = None
+        if self.embedder is not None:
+            thresholds = config.identity.thresholds_for(self.embedder.name)
+            self.identity = IdentityManager(config.identity, thresholds, self.gallery)
+            self.scheduler = EmbeddingScheduler(config.embedding)
 
     def process(self, frame: Frame) -> FrameResult:
+        result = self.detect_track(frame)
+        plan = self.plan(result)
+        with self.times.measure("embed"):
+            vectors = self.embedder.embed_crops(plan.crops) if plan is not None and self.embedder else None
+        self.apply(result, plan, vectors)
+        return result
+
+    def detect_track(self, frame: Frame) -> FrameResult:
         with self.times.measure("detect"):
             detections = self.detector.detect(frame.image)
-        events: list[Event] = []
+        ended: list[int] = []
         with self.times.measure("track"):
             if self.cuts is not None and self.cuts.is_cut(frame.image):
-                events += [track_event("track_end", t, frame.index, frame.pts) for t in self.tracker.finish()]
+                ended = self.tracker.finish()
             update = self.tracker.update(detections, timestamp=frame.pts)
-        events += [track_event("track_start", t, frame.index, frame.pts) for t in update.started]
-        events.append(frame_event(frame.index, frame.pts, update.detections))
-        events += [track_event("track_end", t, frame.index, frame.pts) for t in update.ended]
         self.frames += 1
         self.faces += len(update.detections)
         self.tracks_seen.update(update.started)
-        return FrameResult(frame, update.detections, events)
+        return FrameResult(frame, update.detections, update.started, ended + update.ended)
+
+    def plan(self, result: FrameResult) -> EmbeddingPlan | None:
+        """Which faces to embed now (throttled), aligned; None when identity is off."""
+        if self.scheduler is None or self.embedder is None or self.identity is None:
+            return None
+        with self.times.measure("embed"):
+            detections = result.detections
+            landmarks = detections.data[LANDMARKS]
+            crops = self.embedder.align(result.frame.image, landmarks)
+            qualities = face_quality(detections.xyxy, landmarks, crops)
+            track_ids = [int(t) for t in detections.tracker_id]
+            chosen = self.scheduler.select(track_ids, qualities, result.frame.pts, self.identity.decided_tracks())
+        return EmbeddingPlan(chosen, crops[chosen], [qualities[i] for i in chosen])
+
+    def apply(self, result: FrameResult, plan: EmbeddingPlan | None, vectors: np.ndarray | None) -> None:
+        """Feed the new embeddings to the identity stage and label the frame's faces."""
+        if self.identity is None or self.scheduler is None:
+            return
+        with self.times.measure("identify"):
+            detections, frame = result.detections, result.frame
+            track_ids = [int(t) for t in detections.tracker_id]
+            self.identity.begin_frame(frame.index, frame.pts, track_ids)
+            if plan is not None and vectors is not None:
+                for position, vector, quality in zip(plan.positions, vectors, plan.qualities, strict=True):
+                    track_id = track_ids[position]
+                    self.scheduler.embedded(track_id, quality, frame.pts)
+                    result.identity_events += self.identity.observe(track_id, vector, quality.score)
+                self.embeddings += len(plan.positions)
+            identities, known, sims, states = self.identity.labels(track_ids)
+            detections.data[IDENTITY] = np.array(identities, dtype=object)
+            detections.data[KNOWN] = np.array(known, dtype=bool)
+            detections.data[SIMILARITY] = np.array(sims, dtype=float)
+            detections.data[IDENTITY_STATE] = np.array(states, dtype=object)
+            for track_id in result.ended:
+                self.identity.end(track_id, frame.pts)
+                self.scheduler.forget(track_id)
 
     def finish(self, last_index: int, last_pts: float) -> list[Event]:
         """Events that close the stream: every live track ends."""
         return [track_event("track_end", t, last_index, last_pts) for t in self.tracker.finish()]
+
+
+def identity_wanted(config: FacetrackConfig) -> bool:
+    return config.identity.enabled or config.identity.gallery is not None or config.models.recognizer is not None
+
+
+def load_identity_models(config: FacetrackConfig, detector: FaceDetector) -> tuple[FaceEmbedder, Gallery | None]:
+    """The recognizer, and the gallery (built from a photo folder and cached, or read from a .db)."""
+    embedder = FaceEmbedder(resolve_model("recognizer", config.models), config.runtime, config.embedding.max_batch)
+    gallery = None
+    if config.identity.gallery is not None:
+        gallery = open_gallery(config.identity.gallery, Enroller(detector, embedder),
+                               cache_root(config.models).parent / "galleries")
+    return embedder, gallery
 
 
 @dataclass
@@ -92,6 +187,7 @@ class RunSummary:
     seconds: float
     stage_seconds: dict[str, float]
     decode_error: str | None = None
+    embeddings: int = 0
 
     @property
     def fps(self) -> float:
@@ -149,4 +245,4 @@ def annotate_file(
             events.close()
     stages = {"decode": source.decode_seconds, **pipeline.times.seconds}
     return RunSummary(pipeline.frames, pipeline.faces, len(pipeline.tracks_seen), time.perf_counter() - started,
-                      stages, source.error)
+                      stages, source.error, pipeline.embeddings)

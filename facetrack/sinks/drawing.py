@@ -10,16 +10,18 @@ from facetrack.detect import LANDMARKS
 
 IDENTITY = "identity"  # per-box label filled by the identity stage (name or unknown-N), when it runs
 SIMILARITY = "similarity"
+IDENTITY_STATE = "identity_state"  # pending | known | unknown | conflict
 
 
 def face_labels(detections: sv.Detections) -> list[str]:
-    """`#7`, or `lin_manuel_miranda 0.62 #7` once the identity stage has named the track."""
+    """`#7`, or `lin_manuel_miranda 0.62 #7` / `unknown-2 #7` once the identity stage has decided."""
     ids = detections.tracker_id if detections.tracker_id is not None else [-1] * len(detections)
     names = detections.data.get(IDENTITY, [None] * len(detections))
     sims = detections.data.get(SIMILARITY, [None] * len(detections))
+    states = detections.data.get(IDENTITY_STATE, [None] * len(detections))
     labels = []
-    for track_id, name, sim in zip(ids, names, sims, strict=True):
-        parts = [str(name)] if name else []
+    for track_id, name, sim, state in zip(ids, names, sims, states, strict=True):
+        parts = [str(name)] if name else (["conflict?"] if state == "conflict" else [])
         if name and sim is not None and not np.isnan(sim):
             parts.append(f"{float(sim):.2f}")
         parts.append(f"#{int(track_id)}")

@@ -1,0 +1,331 @@
+"""The gallery of enrolled people, in one SQLite file: people, templates (embedding, source photo, quality) and
+the fingerprint of the recognizer that made them.
+
+Embeddings are biometric data: the file is created readable by its owner only, deletions overwrite the freed
+pages (`secure_delete`) and `remove` ends with `VACUUM`, so nothing of a removed person stays in the file.
+A gallery is only compared with embeddings of the model that built it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facetrack.detect import LANDMARKS, FaceDetector
+from facetrack.embed import FaceEmbedder, face_quality
+from facetrack.errors import FacetrackError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS templates (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    embedding BLOB NOT NULL,
+    source TEXT NOT NULL,
+    quality REAL NOT NULL
+);
+"""
+# The subject must be clearly the largest face: at least this many times the area of the next one.
+SUBJECT_DOMINANCE = 2.0
+
+
+@dataclass(frozen=True)
+class Match:
+    """The best gallery person for one embedding."""
+
+    name: str | None  # best person, or None when the gallery is empty
+    similarity: float
+    runner_up: str | None
+    runner_up_similarity: float
+
+    @property
+    def margin(self) -> float:
+        return self.similarity - self.runner_up_similarity
+
+
+class Gallery:
+    """Enrolled people, held in memory for matching (per person: one row per template)."""
+
+    def __init__(self, names: list[str], person_of_template: np.ndarray, templates: np.ndarray,
+                 fingerprint: str, model_name: str, path: Path | None = None) -> None:
+        self.names = names
+        self._owner = person_of_template  # template row → index into names
+        self._templates = templates  # T×D unit vectors
+        self.fingerprint = fingerprint
+        self.model_name = model_name
+        self.path = path
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def dim(self) -> int:
+        return int(self._templates.shape[1]) if self._templates.size else 0
+
+    def similarities(self, embeddings: np.ndarray) -> np.ndarray:
+        """N×P: per embedding and person, the best similarity over that person's templates."""
+        per_template = np.atleast_2d(embeddings) @ self._templates.T
+        best = np.full((per_template.shape[0], len(self.names)), -1.0, dtype=np.float32)
+        np.maximum.at(best.T, self._owner, per_template.T)  # max over each person's templates, no Python loop
+        return best
+
+    def match(self, embedding: np.ndarray) -> Match:
+        sims = self.similarities(embedding)[0]
+        if len(sims) == 0:
+            return Match(None, -1.0, None, -1.0)
+        order = np.argsort(-sims)
+        first = int(order[0])
+        second = int(order[1]) if len(order) > 1 else None
+        return Match(self.names[first], float(sims[first]),
+                     self.names[second] if second is not None else None,
+                     float(sims[second]) if second is not None else -1.0)
+
+    def check_model(self, embedder: FaceEmbedder) -> None:
+        check_fingerprint(self.fingerprint, self.model_name, embedder, self.path)
+
+
+def check_fingerprint(fingerprint: str, model_name: str, embedder: FaceEmbedder, where: Path | None) -> None:
+    """Embeddings of two models are not comparable: a mismatch is an error, never a silent comparison."""
+    if fingerprint != embedder.fingerprint:
+        where = where or Path("the gallery")
+        raise FacetrackError(
+            f"{where} was built with recognizer {model_name} ({fingerprint[:12]}), not with "
+            f"{embedder.name} ({embedder.fingerprint[:12]}): rebuild it with "
+            f"`facetrack gallery build PHOTOS_DIR -o {where} --recognizer {embedder.model_path}`"
+        )
+
+
+# --- enrolment: photos → templates -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Template:
+    embedding: np.ndarray
+    source: str
+    quality: float
+
+
+class Enroller:
+    """Turns enrolment photos into templates, refusing photos whose subject is not clear."""
+
+    def __init__(self, detector: FaceDetector, embedder: FaceEmbedder) -> None:
+        self.detector = detector
+        self.embedder = embedder
+
+    def template(self, photo: Path) -> Template:
+        image = cv2.imread(str(photo)) if photo.is_file() else None
+        if image is None:
+            reason = "not found" if not photo.exists() else "not a readable image (corrupt or unsupported format)"
+            raise FacetrackError(f"photo {photo}: {reason}")
+        faces = self.detector.detect(image)
+        if len(faces) == 0:
+            raise FacetrackError(f"photo {photo}: no face found (use a photo where the face is clearly visible)")
+        areas = faces.area
+        order = np.argsort(-areas)
+        if len(faces) > 1 and areas[order[0]] < SUBJECT_DOMINANCE * areas[order[1]]:
+            raise FacetrackError(
+                f"photo {photo}: {len(faces)} faces and none is clearly the subject (crop it to one person)"
+            )
+        subject = faces[int(order[0]):int(order[0]) + 1]
+        crops = self.embedder.align(image, subject.data[LANDMARKS])
+        quality = face_quality(subject.xyxy, subject.data[LANDMARKS], crops)[0].score
+        return Template(self.embedder.embed_crops(crops)[0], str(photo), quality)
+
+
+def photos_by_person(folder: Path) -> dict[str, list[Path]]:
+    """`folder/<person>/*.jpg` → {person: photos}; the person's name is the folder name."""
+    if not folder.is_dir():
+        raise FacetrackError(f"gallery folder not found: {folder} (expected one sub-folder of photos per person)")
+    people = {
+        sub.name: sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for sub in sorted(folder.iterdir()) if sub.is_dir() and not sub.name.startswith(".")
+    }
+    people = {name: photos for name, photos in people.items() if photos}
+    if not people:
+        raise FacetrackError(f"gallery folder {folder} has no photos: expected {folder}/<person>/<photo>.jpg")
+    return people
+
+
+# --- storage ------------------------------------------------------------------------------------------------
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty file only its owner can read or write (embeddings are biometric data)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+
+
+@contextmanager
+def _connect(path: Path) -> Iterator[sqlite3.Connection]:
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA secure_delete = ON")  # freed pages are zeroed, not left holding old embeddings
+        yield conn
+
+
+class GalleryStore:
+    """A gallery .db file: build, add, remove, list, load."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    # Writes go to a private temporary file renamed over the target: a crash never leaves half a gallery.
+    def build(self, templates: dict[str, list[Template]], embedder: FaceEmbedder, extra_meta: dict[str, str]
+              | None = None) -> None:
+        if not any(templates.values()):
+            raise FacetrackError("the gallery would be empty: no usable photo (see the messages above)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        _create_private(tmp)
+        try:
+            with _connect(tmp) as conn:
+                conn.executescript(SCHEMA)
+                conn.execute("BEGIN")
+                meta = {"model_fingerprint": embedder.fingerprint, "model_name": embedder.name,
+                        "dim": str(embedder.dim), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        **(extra_meta or {})}
+                conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+                for name, person_templates in templates.items():
+                    if person_templates:
+                        self._insert(conn, name, person_templates)
+                conn.execute("COMMIT")
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, name: str, templates: Iterable[Template]) -> None:
+        conn.execute("INSERT OR IGNORE INTO people (name) VALUES (?)", (name,))
+        person_id = conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]
+        conn.executemany(
+            "INSERT INTO templates (person_id, embedding, source, quality) VALUES (?, ?, ?, ?)",
+            [(person_id, t.embedding.astype(np.float32).tobytes(), t.source, t.quality) for t in templates],
+        )
+
+    def _open_existing(self) -> None:
+        if not self.path.is_file():
+            raise FacetrackError(f"gallery not found: {self.path} (build one with `facetrack gallery build DIR -o "
+                                 f"{self.path}`)")
+
+    def meta(self) -> dict[str, str]:
+        self._open_existing()
+        try:
+            with _connect(self.path) as conn:
+                return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError:
+            raise FacetrackError(f"{self.path} is not a facetrack gallery (not an SQLite database)") from None
+
+    def add(self, name: str, templates: list[Template], embedder: FaceEmbedder) -> None:
+        if not self.path.is_file():
+            self.build({name: templates}, embedder)
+            return
+        meta = self.meta()
+        check_fingerprint(meta.get("model_fingerprint", ""), meta.get("model_name", "?"), embedder, self.path)
+        with _connect(self.path) as conn:
+            conn.execute("BEGIN IMMEDIATE")  # one transaction: all photos are added, or none
+            self._insert(conn, name, templates)
+            conn.execute("COMMIT")
+
+    def remove(self, name: str) -> int:
+        """Delete a person and their templates; returns how many templates went."""
+        self._open_existing()
+        with _connect(self.path) as conn:
+            row = conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                known = ", ".join(self.people()) or "nobody"
+                raise FacetrackError(f"{name!r} is not in {self.path} (it holds: {known})")
+            conn.execute("BEGIN IMMEDIATE")
+            count = conn.execute("DELETE FROM templates WHERE person_id = ?", (row[0],)).rowcount
+            conn.execute("DELETE FROM people WHERE id = ?", (row[0],))
+            conn.execute("COMMIT")
+            conn.execute("VACUUM")  # rebuild the file: no free page keeps the removed person's data
+        return count
+
+    def people(self) -> dict[str, int]:
+        """{name: number of templates}."""
+        self._open_existing()
+        with _connect(self.path) as conn:
+            rows = conn.execute(
+                "SELECT p.name, COUNT(t.id) FROM people p LEFT JOIN templates t ON t.person_id = p.id "
+                "GROUP BY p.id ORDER BY p.name").fetchall()
+        return dict(rows)
+
+    def load(self) -> Gallery:
+        meta = self.meta()
+        with _connect(self.path) as conn:
+            rows = conn.execute(
+                "SELECT p.name, t.embedding FROM templates t JOIN people p ON p.id = t.person_id "
+                "ORDER BY p.name, t.id").fetchall()
+        if not rows:
+            raise FacetrackError(f"gallery {self.path} is empty: add people with `facetrack gallery add "
+                                 f"{self.path} NAME PHOTO...`")
+        dim = int(meta.get("dim", "0"))
+        names = sorted({name for name, _ in rows})
+        index = {name: i for i, name in enumerate(names)}
+        templates = np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
+        if templates.shape[1] != dim:
+            raise FacetrackError(f"gallery {self.path} is damaged (embedding size {templates.shape[1]} ≠ {dim})")
+        owners = np.array([index[name] for name, _ in rows])
+        return Gallery(names, owners, templates, meta["model_fingerprint"], meta.get("model_name", "?"), self.path)
+
+
+# --- the gallery a command asks for -------------------------------------------------------------------------
+
+
+def enroll_folder(folder: Path, enroller: Enroller) -> dict[str, list[Template]]:
+    """Templates for every usable photo; a refused photo is reported and skipped."""
+    templates: dict[str, list[Template]] = {}
+    for name, photos in photos_by_person(folder).items():
+        templates[name] = []
+        for photo in photos:
+            try:
+                templates[name].append(enroller.template(photo))
+            except FacetrackError as exc:
+                log.warning("skipped %s", exc)
+        if not templates[name]:
+            log.warning("%s has no usable photo and is left out of the gallery", name)
+    return templates
+
+
+def _folder_digest(folder: Path) -> str:
+    """Changes whenever a photo is added, removed or replaced: the cached build is then redone."""
+    digest = hashlib.sha256()
+    for name, photos in photos_by_person(folder).items():
+        for photo in photos:
+            stat = photo.stat()
+            digest.update(f"{name}/{photo.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def open_gallery(spec: Path, enroller: Enroller, cache_dir: Path) -> Gallery:
+    """`--gallery`: a .db file, or a photo folder built once per (folder contents, model) and cached."""
+    if spec.is_file():
+        gallery = GalleryStore(spec).load()
+        gallery.check_model(enroller.embedder)
+        return gallery
+    if not spec.exists():
+        raise FacetrackError(f"gallery not found: {spec} (pass a photo folder or a .db built by `facetrack "
+                             "gallery build`)")
+    contents = _folder_digest(spec)
+    key = hashlib.sha256(f"{spec.resolve()}|{enroller.embedder.fingerprint}".encode()).hexdigest()[:16]
+    cached = GalleryStore(cache_dir / f"{spec.name}-{key}.db")
+    if cached.path.is_file() and cached.meta().get("folder_digest") == contents:
+        return cached.load()
+    log.info("building the gallery from %s (cached in %s)", spec, cached.path)
+    cached.build(enroll_folder(spec, enroller), enroller.embedder, {"folder_digest": contents})
+    return cached.load()

@@ -1,0 +1,243 @@
+"""Per-track identity: evidence over time, decisions with hysteresis, one name per face, anonymous IDs, re-linking.
+
+Each track keeps a quality-weighted running mean of its embeddings (older evidence decays). At every new
+embedding the mean is matched against the gallery; a name is a *candidate* only with similarity ≥ threshold and
+a margin over the next person. A track decides after `min_evidence` agreeing observations (strangers need one
+more), changes a decided identity only after `switch_evidence` consecutive observations for another, and when
+the recent evidence splits between two identities it says so (`conflict`) instead of flickering.
+
+A gallery name is never shown on two faces of the same frame: the track with the stronger evidence keeps it,
+the other goes back to undecided. When a track ends, its identity and mean embedding are remembered for
+`relink_memory` seconds; a new track that matches one of them takes that identity back (names and `unknown-N`
+alike), so a person who leaves and returns, or is lost behind an occlusion or a cut, keeps their ID.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from facetrack.config import IdentityConfig, RecognizerThresholds
+from facetrack.gallery import Gallery, Match
+
+State = Literal["pending", "known", "unknown", "conflict"]
+STRANGER = "<stranger>"  # candidate value: matches no gallery person well enough
+Event = dict[str, Any]
+
+
+@dataclass
+class TrackIdentity:
+    track_id: int
+    state: State = "pending"
+    label: str | None = None  # gallery name or unknown-N, once decided
+    similarity: float | None = None  # to the named person, for known tracks
+    evidence: np.ndarray | None = None  # decayed, quality-weighted sum of embeddings
+    weight: float = 0.0
+    observations: int = 0
+    candidates: deque[str] = field(default_factory=deque)  # recent candidates, newest last (bounded deque)
+    anonymous: str | None = None  # the unknown-N this track was given, kept if it is a stranger again
+    relinked_from: int | None = None
+
+    @property
+    def mean(self) -> np.ndarray:
+        assert self.evidence is not None
+        return self.evidence / max(float(np.linalg.norm(self.evidence)), 1e-12)
+
+    @property
+    def decided(self) -> bool:
+        return self.state in ("known", "unknown")
+
+    def streak(self) -> tuple[str | None, int]:
+        """The latest candidate and how many observations in a row agree on it."""
+        if not self.candidates:
+            return None, 0
+        last = self.candidates[-1]
+        count = 0
+        for candidate in reversed(self.candidates):
+            if candidate != last:
+                break
+            count += 1
+        return last, count
+
+
+@dataclass
+class _Ended:
+    track_id: int
+    state: State
+    label: str
+    mean: np.ndarray
+    pts: float
+
+
+class IdentityManager:
+    """Identities of the tracks of one camera; the gallery may be shared between cameras."""
+
+    def __init__(self, config: IdentityConfig, thresholds: RecognizerThresholds, gallery: Gallery | None) -> None:
+        self.config = config
+        self.thresholds = thresholds
+        self.gallery = gallery
+        self.tracks: dict[int, TrackIdentity] = {}
+        self._ended: list[_Ended] = []
+        self._visible: set[int] = set()
+        self._next_anonymous = 1
+        self._frame = (0, 0.0)
+        self._window = max(config.conflict_window, config.switch_evidence, config.min_evidence + 1)
+
+    def _track(self, track_id: int) -> TrackIdentity:
+        if track_id not in self.tracks:
+            self.tracks[track_id] = TrackIdentity(track_id, candidates=deque(maxlen=self._window))
+        return self.tracks[track_id]
+
+    # --- per frame -------------------------------------------------------------------------------------------
+
+    def begin_frame(self, index: int, pts: float, visible: list[int]) -> None:
+        self._frame = (index, pts)
+        self._visible = set(visible)
+        for track_id in visible:
+            self._track(track_id)
+        horizon = pts - self.config.relink_memory
+        self._ended = [e for e in self._ended if e.pts >= horizon]
+
+    def decided_tracks(self) -> set[int]:
+        return {t for t, ident in self.tracks.items() if ident.decided}
+
+    def observe(self, track_id: int, embedding: np.ndarray, quality: float) -> list[Event]:
+        """Take one new embedding of a track as evidence; returns identity events if its identity changed."""
+        track = self._track(track_id)
+        decay = self.config.evidence_decay
+        weighted = max(quality, 1e-3) * embedding
+        track.evidence = weighted if track.evidence is None else decay * track.evidence + weighted
+        track.weight = decay * track.weight + quality
+        track.observations += 1
+        match = self.gallery.match(track.mean) if self.gallery is not None and len(self.gallery) else None
+        candidate = self._candidate(match)
+        track.candidates.append(candidate)
+        if track.state == "known" and match is not None:
+            track.similarity = self._similarity_to(track.mean, track.label)
+        if track.state == "pending" and track.observations <= self.config.min_evidence + 1:
+            relinked = self._relink(track)
+            if relinked is not None:
+                return relinked
+        return self._decide(track, candidate)
+
+    def end(self, track_id: int, pts: float) -> None:
+        """A track ended: remember a decided identity so a returning person gets it back."""
+        track = self.tracks.pop(track_id, None)
+        if track is not None and track.decided and track.evidence is not None and track.label is not None:
+            self._ended.append(_Ended(track_id, track.state, track.label, track.mean, pts))
+
+    def labels(self, track_ids: list[int]) -> tuple[list[str | None], list[bool], list[float], list[str]]:
+        """Per track: shown identity (None while undecided), known?, similarity (NaN if none), state."""
+        identities, known, sims, states = [], [], [], []
+        for track_id in track_ids:
+            track = self.tracks.get(track_id) or TrackIdentity(track_id)
+            identities.append(track.label if track.decided else None)
+            known.append(track.state == "known")
+            sims.append(track.similarity if track.state == "known" and track.similarity is not None else np.nan)
+            states.append(track.state)
+        return identities, known, sims, states
+
+    # --- decisions -------------------------------------------------------------------------------------------
+
+    def _candidate(self, match: Match | None) -> str:
+        if match is None or match.name is None:
+            return STRANGER
+        t = self.thresholds
+        return match.name if match.similarity >= t.threshold and match.margin >= t.margin else STRANGER
+
+    def _similarity_to(self, mean: np.ndarray, name: str | None) -> float | None:
+        if self.gallery is None or name not in self.gallery.names:
+            return None
+        return float(self.gallery.similarities(mean)[0, self.gallery.names.index(name)])
+
+    def _decide(self, track: TrackIdentity, candidate: str) -> list[Event]:
+        latest, run = track.streak()
+        if track.state == "pending":
+            needed = self.config.min_evidence + (1 if candidate == STRANGER else 0)
+            return self._assign(track, candidate) if run >= needed else []
+        if track.state == "conflict":
+            return self._assign(track, candidate) if run >= self.config.switch_evidence else []
+        current = track.label if track.state == "known" else STRANGER
+        if self._split(track, current):
+            return self._set(track, "conflict", track.label, None)
+        if latest != current and run >= self.config.switch_evidence:
+            return self._assign(track, candidate)
+        return []
+
+    def _split(self, track: TrackIdentity, current: str) -> bool:
+        """The recent evidence divides between the current identity and another one, neither clearly ahead."""
+        window = list(track.candidates)[-self.config.conflict_window:]
+        counts = Counter(window)
+        if len(window) < self.config.conflict_window or len(counts) < 2:
+            return False
+        (first, n1), (second, n2) = counts.most_common(2)
+        return current in (first, second) and n2 >= 2 and n1 < 2 * len(window) / 3 and (
+            window[-1] != window[-2])  # still alternating now
+
+    def _assign(self, track: TrackIdentity, candidate: str) -> list[Event]:
+        if candidate == STRANGER:
+            if track.state == "unknown":
+                return []
+            track.anonymous = track.anonymous or self._anonymous_label()
+            return self._set(track, "unknown", track.anonymous, None)
+        holder = self._visible_holder(candidate, exclude=track.track_id)
+        similarity = self._similarity_to(track.mean, candidate)
+        events: list[Event] = []
+        if holder is not None:
+            # One name, one face: the stronger evidence keeps the name, the other track goes back to undecided.
+            if (holder.similarity or -1.0) >= (similarity or -1.0):
+                return []
+            events += self._set(holder, "pending", None, None)
+            holder.candidates.clear()
+        return events + self._set(track, "known", candidate, similarity)
+
+    def _anonymous_label(self) -> str:
+        label = f"unknown-{self._next_anonymous}"
+        self._next_anonymous += 1
+        return label
+
+    def _visible_holder(self, name: str, exclude: int) -> TrackIdentity | None:
+        for track_id in self._visible:
+            other = self.tracks.get(track_id)
+            if track_id != exclude and other is not None and other.state == "known" and other.label == name:
+                return other
+        return None
+
+    def _relink(self, track: TrackIdentity) -> list[Event] | None:
+        """Give a new track the identity of a recently ended one it matches."""
+        if not self._ended:
+            return None
+        sims = np.array([float(track.mean @ e.mean) for e in self._ended])
+        order = np.argsort(-sims)
+        best = self._ended[int(order[0])]
+        runner_up = sims[order[1]] if len(order) > 1 else -1.0
+        if sims[order[0]] < self.thresholds.relink_threshold or sims[order[0]] - runner_up < self.thresholds.margin:
+            return None
+        if best.state == "known" and self._visible_holder(best.label, exclude=track.track_id) is not None:
+            return None
+        self._ended.remove(best)  # an ID goes back to one track only
+        track.relinked_from = best.track_id
+        if best.state == "unknown":
+            track.anonymous = best.label
+        track.candidates.clear()
+        track.candidates.extend([best.label if best.state == "known" else STRANGER] * self.config.min_evidence)
+        similarity = self._similarity_to(track.mean, best.label) if best.state == "known" else None
+        return self._set(track, best.state, best.label, similarity)
+
+    def _set(self, track: TrackIdentity, state: State, label: str | None, similarity: float | None) -> list[Event]:
+        previous = track.label if track.state in ("known", "unknown", "conflict") else None
+        track.state, track.similarity = state, similarity
+        if state != "conflict":
+            track.label = label
+        index, pts = self._frame
+        return [{
+            "type": "identity", "track_id": track.track_id,
+            "identity": label if state in ("known", "unknown") else None,
+            "previous": previous, "state": state,
+            "similarity": None if similarity is None else round(similarity, 3),
+            "relinked_from": track.relinked_from if state in ("known", "unknown") else None,
+            "frame": index, "pts": round(pts, 4),
+        }]

@@ -1,0 +1,66 @@
+"""Throttled embedding: which tracked faces to embed this frame.
+
+Embedding every face every frame is what makes face tools slow; a track's identity needs only a few good looks.
+A track is embedded when it is new, every `undecided_interval` while its identity is open, rarely once decided
+(to catch a mistake), and at once when its face clearly improves. A per-frame budget caps the work; the most
+needed go first. Faces too small or too blurred to trust are never embedded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from facetrack.config import EmbeddingConfig
+from facetrack.embed import FaceQuality
+
+
+@dataclass
+class _TrackSchedule:
+    last_pts: float
+    quality: float  # quality of the face last embedded
+
+
+# Priorities, highest first.
+NEW, IMPROVED, UNDECIDED, RECHECK = 4, 3, 2, 1
+
+
+class EmbeddingScheduler:
+    def __init__(self, config: EmbeddingConfig) -> None:
+        self.config = config
+        self._tracks: dict[int, _TrackSchedule] = {}
+
+    def trusted(self, quality: FaceQuality) -> bool:
+        """Large, sharp and frontal enough for its embedding to count as evidence."""
+        c = self.config
+        return (quality.size >= c.min_face_size and quality.sharpness >= c.min_sharpness
+                and quality.frontal >= c.min_frontal)
+
+    def priority(self, track_id: int, quality: FaceQuality, pts: float, decided: bool) -> float:
+        """0 when the face need not be embedded now; else higher for more urgent (fractions break ties)."""
+        if not self.trusted(quality):
+            return 0.0
+        state = self._tracks.get(track_id)
+        if state is None:
+            return NEW + quality.score / 10
+        since = pts - state.last_pts
+        interval = self.config.decided_interval if decided else self.config.undecided_interval
+        clearly_better = quality.score >= max(state.quality * self.config.improvement, state.quality + 0.1)
+        if clearly_better and since >= self.config.improvement_gap:
+            return IMPROVED + min(since / interval, 1.0) / 10
+        if since >= interval:
+            return (RECHECK if decided else UNDECIDED) + min(since / interval / 10, 0.099)
+        return 0.0
+
+    def select(self, track_ids: list[int], qualities: list[FaceQuality], pts: float,
+               decided: set[int]) -> list[int]:
+        """Positions (into `track_ids`) to embed this frame, most needed first, at most the budget."""
+        scored = [(self.priority(t, q, pts, t in decided), i)
+                  for i, (t, q) in enumerate(zip(track_ids, qualities, strict=True))]
+        due = sorted((item for item in scored if item[0] > 0), reverse=True)
+        return [i for _, i in due[: self.config.max_per_frame]]
+
+    def embedded(self, track_id: int, quality: FaceQuality, pts: float) -> None:
+        self._tracks[track_id] = _TrackSchedule(pts, quality.score)
+
+    def forget(self, track_id: int) -> None:
+        self._tracks.pop(track_id, None)
