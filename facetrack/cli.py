@@ -69,18 +69,25 @@ def annotate(
     recognizer: RecognizerOpt = None,
     pack: PackOpt = None,
     providers: ProvidersOpt = None,
+    timeline: Annotated[Path | None, typer.Option(
+        "--timeline", help="Also draw who was on screen when (.png, .svg or .pdf).")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Detect, track and identify every face in a video file; write an annotated video and/or JSON Lines events.
 
     Identity runs when a gallery or a recognizer is given: gallery names, or stable `unknown-N` for strangers.
     """
+    import tempfile
+
     from facetrack.pipeline import annotate_file
+    from facetrack.sinks.video import check_writable
     from facetrack.sources import FileSource
 
     _setup_logging(verbose)
-    if output is None and events is None:
-        raise FacetrackError("nothing to write: pass -o OUTPUT.mp4 and/or --events EVENTS.jsonl")
+    if output is None and events is None and timeline is None:
+        raise FacetrackError("nothing to write: pass -o OUTPUT.mp4, --events EVENTS.jsonl and/or --timeline T.png")
+    if timeline is not None:
+        check_writable(timeline, flag="--timeline")
     cfg = build_config(config, detector, recognizer, pack, providers, gallery)
     probe = FileSource(input)  # fail on a bad input before loading any model
     total = probe.info.frame_count or None
@@ -95,8 +102,13 @@ def annotate(
             progress.update(task, completed=index + 1,
                             fps=f"{(index + 1) / elapsed:.1f}" if elapsed > 0 else "–")
 
-        summary = annotate_file(cfg, input, output, events, on_frame=on_frame)
-    written = ", ".join(str(p) for p in (output, events) if p is not None)
+        with tempfile.TemporaryDirectory() as scratch:
+            # The timeline is drawn from the events; without --events they go to a scratch file.
+            events_path = events if events is not None or timeline is None else Path(scratch) / "events.jsonl"
+            summary = annotate_file(cfg, input, output, events_path, on_frame=on_frame)
+            if timeline is not None:
+                _draw_annotate_timeline(events_path, timeline, input)
+    written = ", ".join(str(p) for p in (output, events, timeline) if p is not None)
     embedded = f", {summary.embeddings} embeddings" if summary.embeddings else ""
     console.print(f"[bold green]done[/]: {summary.frames} frames, {summary.faces} faces, {summary.tracks} tracks"
                   f"{embedded} in {summary.seconds:.1f} s ({summary.fps:.1f} fps) → {written}")
@@ -107,6 +119,21 @@ def annotate(
                              exit_code=3)
 
 
+def _draw_annotate_timeline(events_path: Path, timeline: Path, input: Path) -> None:
+    import json
+
+    from facetrack.timeline import draw_timeline, rows_from_events
+
+    with events_path.open(encoding="utf-8") as handle:
+        frames = [e for e in map(json.loads, handle) if e.get("type") == "frame"]
+    if not frames:
+        return
+    steps = [b["pts"] - a["pts"] for a, b in zip(frames, frames[1:], strict=False)]
+    fps = 1.0 / sorted(steps)[len(steps) // 2] if steps and sorted(steps)[len(steps) // 2] > 0 else None
+    draw_timeline(rows_from_events(frames), timeline, fps=fps, title=f"who was on screen: {input.name}",
+                  frame_range=(frames[0]["frame"], frames[-1]["frame"]))
+
+
 def _print_stage_table(stage_seconds: dict[str, float], wall: float) -> None:
     table = Table(title="time per stage")
     for column in ("stage", "seconds", "share of wall time"):
@@ -114,6 +141,42 @@ def _print_stage_table(stage_seconds: dict[str, float], wall: float) -> None:
     for stage, seconds in stage_seconds.items():
         table.add_row(stage, f"{seconds:.2f}", f"{100 * seconds / wall:.0f} %" if wall else "–")
     console.print(table)
+
+
+@app.command("eval")
+def eval_command(
+    events: Annotated[Path, typer.Argument(help="Events file from `facetrack annotate --events`.",
+                                           show_default=False)],
+    truth: Annotated[Path, typer.Option("--truth", help="Ground-truth JSON Lines file (see README, Evaluation).",
+                                        show_default=False)],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Draw truth and prediction timelines (.png).")] = None,
+    iou: Annotated[float, typer.Option("--iou", help="Least IoU for a predicted box to match a true one.")] = 0.5,
+    gap: Annotated[int, typer.Option("--gap", help="Frames unseen after which a person's next frames are a new "
+                                                   "appearance.")] = 10,
+) -> None:
+    """Score an events file against hand-labelled truth: names, false names, switches, tracking."""
+    import json
+
+    from facetrack.eval import evaluate_files, report_tables, summary_line, timeline_rows
+    from facetrack.sinks.video import check_writable
+    from facetrack.timeline import draw_timeline
+
+    if plot is not None:
+        check_writable(plot, flag="--plot")
+    report, matched = evaluate_files(events, truth, iou, gap)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning[/]: {warning}")
+    if plot is not None:
+        frames = report.frames
+        draw_timeline(timeline_rows(report, matched), plot, fps=frames["fps"], frame_range=(frames["first"],
+                      frames["last"]), title=f"truth vs facetrack: {events.name}")
+    if json_out:
+        out.print_json(json.dumps(report.to_dict()))
+        return
+    out.print(summary_line(report))
+    for table in report_tables(report):
+        out.print(table)
 
 
 @models_app.command("list")
