@@ -24,7 +24,7 @@ from scipy.optimize import linear_sum_assignment
 from trackers.eval import box_iou, compute_clear_metrics, compute_hota_metrics, compute_identity_metrics
 
 from facetrack.errors import FacetrackError
-from facetrack.timeline import Lane, Row
+from facetrack.timeline import Lane, Row, natural_key
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -367,7 +367,7 @@ def evaluate(truth: dict[int, list[TruthFace]], events: Events, iou_threshold: f
     strangers: list[StrangerReport] = []
     all_switches: list[Switch] = []
     for person, runs in sorted(appearances(matched.face_frames, gap).items(),
-                               key=lambda item: (is_stranger(item[0]), _natural(item[0]))):
+                               key=lambda item: (is_stranger(item[0]), natural_key(item[0]))):
         face_frames = [ff for run in runs for ff in run]
         shown = [ff.shown for ff in face_frames if ff.shown is not None]
         reports = [_appearance(run, events.pts, fps) for run in runs]
@@ -376,7 +376,7 @@ def evaluate(truth: dict[int, list[TruthFace]], events: Events, iou_threshold: f
         if is_stranger(person):
             strangers.append(StrangerReport(
                 person=person, visible=len(face_frames), detected=len(shown),
-                anonymous_ids=sorted({p.identity for p in shown if p.identity and not p.known}, key=_natural),
+                anonymous_ids=sorted({p.identity for p in shown if p.identity and not p.known}, key=natural_key),
                 tracks=len({p.track_id for p in shown}), named_frames=sum(p.named for p in shown)))
             continue
         named = sum(a.named for a, _ in reports)
@@ -410,7 +410,7 @@ def evaluate(truth: dict[int, list[TruthFace]], events: Events, iou_threshold: f
                    "unmatched_predictions": len(matched.unmatched)},
         people=people, strangers=strangers, false_names=counts, false_name_examples=false_names[:max_examples],
         switches=all_switches,
-        anonymous_ids_shared={k: sorted(v, key=_natural) for k, v in sorted(shared.items()) if len(v) > 1},
+        anonymous_ids_shared={k: sorted(v, key=natural_key) for k, v in sorted(shared.items()) if len(v) > 1},
         tracking=tracking_metrics(matched, iou_threshold), warnings=warnings)
     return report, matched
 
@@ -426,12 +426,6 @@ def _false_names(matched: Matched) -> list[FalseName]:
     found += [FalseName("non_face_named", frame, None, str(p.identity), p.track_id)
               for frame, p in matched.unmatched if p.named]
     return sorted(found, key=lambda f: f.frame)
-
-
-def _natural(label: str) -> tuple[str, int]:
-    """stranger-2 before stranger-10."""
-    head, _, tail = label.rpartition("-")
-    return (head, int(tail)) if tail.isdigit() else (label, -1)
 
 
 def evaluate_files(events_path: Path | str, truth_path: Path | str, iou_threshold: float = DEFAULT_IOU,

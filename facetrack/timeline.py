@@ -73,11 +73,18 @@ def rows_from_events(events: Iterable[dict]) -> list[Row]:
     if not any_identity:
         return [Row(f"track #{track}", [Lane("", cells)]) for track, cells in sorted(by_track.items())]
     # Gallery names first, then anonymous IDs, each in order of first appearance.
-    order = sorted(by_identity, key=lambda name: ("anonymous" in by_identity[name].values(), min(by_identity[name])))
+    order = sorted(by_identity, key=lambda name: ("anonymous" in by_identity[name].values(), min(by_identity[name]),
+                                                  natural_key(name)))
     rows = [Row(name, [Lane("", by_identity[name])]) for name in order]
     if unidentified:
         rows.append(Row(UNIDENTIFIED_ROW, [Lane("", unidentified)]))
     return rows
+
+
+def natural_key(label: str) -> tuple[str, int]:
+    """unknown-2 before unknown-10."""
+    head, _, tail = label.rpartition("-")
+    return (head, int(tail)) if tail.isdigit() else (label, -1)
 
 
 def draw_timeline(rows: list[Row], path: Path | str, fps: float | None = None, title: str = "",
