@@ -179,6 +179,53 @@ def eval_command(
         out.print(table)
 
 
+@app.command()
+def bench(
+    input: Annotated[Path, typer.Argument(help="Video file to measure on.", show_default=False)],
+    gallery: GalleryOpt = None,
+    frames: Annotated[int | None, typer.Option("--frames", help="Only the first N frames.")] = None,
+    video: Annotated[bool, typer.Option("--video", help="Every run also draws and encodes an annotated video "
+                                                        "(to a temporary file).")] = False,
+    speed_twin: Annotated[bool | None, typer.Option(
+        "--speed-twin/--no-speed-twin", help="Treat the recognizer as a random-weight speed twin (default: "
+                                             "recognised by its graph name).", show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
+    config: ConfigOpt = None,
+    detector: DetectorOpt = None,
+    recognizer: RecognizerOpt = None,
+    pack: PackOpt = None,
+    providers: ProvidersOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Measure facetrack's fps next to the naive baseline (embed every face) and the detector floor."""
+    from facetrack.bench import RUN_TITLES, bench_table, run_bench
+    from facetrack.sources import FileSource
+
+    _setup_logging(verbose)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery)
+    probe = FileSource(input)
+    total = min(frames, probe.info.frame_count) if frames and probe.info.frame_count else (
+        frames or probe.info.frame_count or None)
+    probe.close()
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_frame(name: str, done: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(RUN_TITLES[name], total=total)
+            progress.update(tasks[name], completed=done)
+
+        result = run_bench(cfg, input, frames, video=video, speed_twin=speed_twin, progress=on_frame)
+    if result.speed_twin:
+        console.print(f"[yellow]speed twin[/]: {result.recognizer} has random weights; identity quality is not "
+                      "measured in this mode (names are meaningless), only speed")
+    if json_out:
+        out.print_json(result.to_json())
+    else:
+        out.print(bench_table(result))
+
+
 @models_app.command("list")
 def models_list(config: ConfigOpt = None) -> None:
     """Model packs, their files and whether they are in the cache."""
