@@ -189,6 +189,8 @@ def bench(
     speed_twin: Annotated[bool | None, typer.Option(
         "--speed-twin/--no-speed-twin", help="Treat the recognizer as a random-weight speed twin (default: "
                                              "recognised by its graph name).", show_default=False)] = None,
+    repeat: Annotated[int, typer.Option("--repeat", help="Make the three runs in turn N times; keep the fastest of "
+                                                         "each (steadier on a busy machine).")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
@@ -212,11 +214,12 @@ def bench(
         tasks: dict[str, Any] = {}
 
         def on_frame(name: str, done: int) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(RUN_TITLES[name], total=total)
+            if name not in tasks or (done == 1 and progress.tasks[tasks[name]].completed > 1):
+                tasks[name] = progress.add_task(RUN_TITLES[name], total=total)  # a new turn, a new bar
             progress.update(tasks[name], completed=done)
 
-        result = run_bench(cfg, input, frames, video=video, speed_twin=speed_twin, progress=on_frame)
+        result = run_bench(cfg, input, frames, video=video, speed_twin=speed_twin, repeat=repeat,
+                           progress=on_frame)
     if result.speed_twin:
         console.print(f"[yellow]speed twin[/]: {result.recognizer} has random weights; identity quality is not "
                       "measured in this mode (names are meaningless), only speed")

@@ -360,6 +360,9 @@ def evaluate(truth: dict[int, list[TruthFace]], events: Events, iou_threshold: f
     if len(frames) < len(truth):
         warnings.append(f"the events cover {len(frames)} of the truth's {len(truth)} frames; only those are "
                         "evaluated")
+    if len(frames) < len(events.faces):
+        warnings.append(f"{len(events.faces) - len(frames)} frames of the events have no truth line; they are "
+                        "not evaluated")
     matched = match(truth, events, frames, iou_threshold)
     fps = events.fps
 
