@@ -7,6 +7,11 @@ gallery), the same threaded decoder and, with `video=True`, the same drawing and
 - naive: detect, then align, embed and match every face in every frame (what most face tools do);
 - floor: decode and detect only — no identity pipeline can be faster than its detector.
 
+By default the runs are made one after the other, each timed end to end (wall time). With `interleave=True`
+they share one decoding pass and take turns on every frame, each timed on its own work; on a machine busy with
+other work this slows the three alike, so their ratios hold where end-to-end runs would each meet a
+different load.
+
 Peak memory is the peak resident set size of each run: the kernel's high-water mark (`VmHWM`, reset before
 each run through /proc/self/clear_refs) where Linux offers it, else the process's `getrusage` ru_maxrss (which
 never goes down, so later runs include earlier peaks); the result says which.
@@ -17,13 +22,14 @@ recognised by its graph name, or forced with `speed_twin=True`: then only speed 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,10 +44,10 @@ from facetrack.errors import FacetrackError
 from facetrack.gallery import Gallery
 from facetrack.models.registry import resolve_model
 from facetrack.pipeline import Pipeline, StageTimes, load_identity_models
-from facetrack.sinks.drawing import FrameAnnotator
+from facetrack.sinks.drawing import IDENTITY, FrameAnnotator
 from facetrack.sinks.events import EventWriter
 from facetrack.sinks.video import VideoWriter
-from facetrack.sources import FileSource, Frame, ThreadedReader
+from facetrack.sources import FileSource, Frame, ThreadedReader, VideoInfo
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -51,6 +57,8 @@ RUN_TITLES = {"facetrack": "facetrack", "naive": "naive: embed every face", "flo
 STAGES = {"decode": "decode", "detect": "detect", "track": "track", "embed": "align+embed", "identify": "identify",
           "annotate": "annotate", "encode": "encode"}
 SPEED_TWIN_MARK = "speed_twin"  # in the graph name written by benchmarks/make_speed_twin.py
+INTERLEAVED = "interleaved"  # the progress name of the three runs taking turns
+RUN_TITLES[INTERLEAVED] = "all three, frame by frame"
 Progress = Callable[[str, int], None]  # (run name, frames done)
 
 
@@ -85,7 +93,8 @@ class BenchResult:
     gallery_people: int
     speed_twin: bool
     video: bool
-    repeat: int  # each run was made this many times, interleaved; the fastest of each is kept
+    repeat: int  # each run was made this many times, in turns; the fastest of each is kept
+    interleaved: bool  # the three took turns frame by frame (else: one after the other, end to end)
     memory: str  # how peak memory was measured
     runs: dict[str, RunResult] = field(default_factory=dict)
 
@@ -158,39 +167,175 @@ def _with_ids(detections: sv.Detections) -> sv.Detections:
     return detections
 
 
-def _run(name: str, path: Path, max_frames: int | None, work: Callable[[Frame], sv.Detections], times: StageTimes,
-         config: FacetrackConfig, video_dir: Path | None, memory: PeakMemory, embeddings: Callable[[], int],
-         progress: Progress | None) -> RunResult:
-    """Decode (threaded) → `work` per frame → optionally draw and encode; timed from the first frame."""
-    memory.start()
+class Runner:
+    """One way of processing frames: its work per frame, its stage times, its own annotated video if asked."""
+
+    name = ""
+
+    def __init__(self, config: FacetrackConfig, info: VideoInfo, video_dir: Path | None) -> None:
+        self.times = StageTimes()
+        self.frames = 0
+        self._annotator = FrameAnnotator(config.annotation) if video_dir is not None else None
+        self._writer = (VideoWriter(video_dir / f"{self.name}.mp4", info, config.annotation.codec,
+                                    config.annotation.crf) if video_dir is not None else None)
+
+    def work(self, frame: Frame) -> sv.Detections:
+        raise NotImplementedError
+
+    def embeddings(self) -> int:
+        return 0
+
+    def step(self, frame: Frame) -> None:
+        detections = self.work(frame)
+        if self._writer is not None and self._annotator is not None:
+            with self.times.measure("annotate"):
+                canvas = self._annotator.annotate(frame.image, _with_ids(detections))
+            with self.times.measure("encode"):
+                self._writer.write(canvas, frame.pts)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            with self.times.measure("encode"):
+                self._writer.close()
+
+
+class FacetrackRunner(Runner):
+    """The product: `Pipeline.process` (detect, track, throttled align+embed, identify) and its events."""
+
+    name = "facetrack"
+
+    def __init__(self, config: FacetrackConfig, info: VideoInfo, video_dir: Path | None, detector: FaceDetector,
+                 embedder: FaceEmbedder, gallery: Gallery | None) -> None:
+        super().__init__(config, info, video_dir)
+        self.pipeline = Pipeline(config, detector=detector, frame_rate=float(info.fps), embedder=embedder,
+                                 gallery=gallery)
+        self.times = self.pipeline.times
+        self._events = EventWriter(os.devnull)  # made and serialised as in the product, then dropped
+
+    def work(self, frame: Frame) -> sv.Detections:
+        result = self.pipeline.process(frame)
+        self._events.write(result.events)
+        return result.detections
+
+    def embeddings(self) -> int:
+        return self.pipeline.embeddings
+
+    def close(self) -> None:
+        super().close()
+        self._events.close()
+
+
+class NaiveRunner(Runner):
+    """What most face tools do: detect, then align, embed and match every face in every frame."""
+
+    name = "naive"
+
+    def __init__(self, config: FacetrackConfig, info: VideoInfo, video_dir: Path | None, detector: FaceDetector,
+                 embedder: FaceEmbedder, gallery: Gallery | None) -> None:
+        super().__init__(config, info, video_dir)
+        self.detector, self.embedder, self.gallery = detector, embedder, gallery
+        self._embedded = 0
+
+    def work(self, frame: Frame) -> sv.Detections:
+        with self.times.measure("detect"):
+            detections = self.detector.detect(frame.image)
+        with self.times.measure("embed"):
+            vectors = self.embedder.embed(frame.image, detections.data[LANDMARKS])
+        with self.times.measure("identify"):
+            if self.gallery is not None and len(self.gallery) and len(vectors):
+                best = self.gallery.similarities(vectors).argmax(axis=1)  # nearest person, face by face
+                detections.data[IDENTITY] = np.array([self.gallery.names[i] for i in best], dtype=object)
+        self._embedded += len(vectors)
+        return detections
+
+    def embeddings(self) -> int:
+        return self._embedded
+
+
+class FloorRunner(Runner):
+    """Decode and detect only: no identity pipeline on this detector can be faster."""
+
+    name = "floor"
+
+    def __init__(self, config: FacetrackConfig, info: VideoInfo, video_dir: Path | None,
+                 detector: FaceDetector) -> None:
+        super().__init__(config, info, video_dir)
+        self.detector = detector
+
+    def work(self, frame: Frame) -> sv.Detections:
+        with self.times.measure("detect"):
+            return self.detector.detect(frame.image)
+
+
+def _frames(path: Path, max_frames: int | None) -> tuple[FileSource, ThreadedReader, Iterator[Frame]]:
     source = FileSource(path)
-    annotator = FrameAnnotator(config.annotation) if video_dir is not None else None
-    writer = (VideoWriter(video_dir / f"{name}.mp4", source.info, config.annotation.codec, config.annotation.crf)
-              if video_dir is not None else None)
-    frames = 0
-    started = time.perf_counter()
     reader = ThreadedReader(source)
+    return source, reader, itertools.islice(reader, max_frames)
+
+
+def _sequential(runner: Runner, path: Path, max_frames: int | None, memory: PeakMemory,
+                progress: Progress | None) -> RunResult:
+    """One run on its own: threaded decoding → the runner per frame; wall time from the first frame asked for
+    to the last output closed."""
+    memory.start()
+    started = time.perf_counter()
+    source, reader, frames = _frames(path, max_frames)
     try:
-        for frame in reader:
-            if max_frames is not None and frames >= max_frames:
-                break
-            detections = work(frame)
-            if writer is not None and annotator is not None:
-                with times.measure("annotate"):
-                    canvas = annotator.annotate(frame.image, _with_ids(detections))
-                with times.measure("encode"):
-                    writer.write(canvas, frame.pts)
-            frames += 1
+        for frame in frames:
+            runner.step(frame)
             if progress is not None:
-                progress(name, frames)
+                progress(runner.name, runner.frames)
     finally:
         reader.close()
-        if writer is not None:
-            with times.measure("encode"):
-                writer.close()
+        runner.close()
     seconds = time.perf_counter() - started
-    stages = {"decode": source.decode_seconds, **times.seconds}
-    return RunResult(name, frames, seconds, stages, embeddings(), memory.peak_mb())
+    return RunResult(runner.name, runner.frames, seconds, {"decode": source.decode_seconds, **runner.times.seconds},
+                     runner.embeddings(), memory.peak_mb())
+
+
+def _interleaved(runners: list[Runner], path: Path, max_frames: int | None, memory: PeakMemory,
+                 progress: Progress | None) -> list[RunResult]:
+    """All runs on the same decoded frames, taking turns on each frame (who goes first rotates). Each run's time
+    is its own work per frame; the decoding they share runs in its own thread, as in the product, and is
+    reported but not counted in anyone's time."""
+    memory.start()
+    spent = dict.fromkeys((r.name for r in runners), 0.0)
+    source, reader, frames = _frames(path, max_frames)
+    try:
+        for index, frame in enumerate(frames):
+            turn = index % len(runners)
+            for runner in runners[turn:] + runners[:turn]:
+                started = time.perf_counter()
+                runner.step(frame)
+                spent[runner.name] += time.perf_counter() - started
+            if progress is not None:
+                progress(INTERLEAVED, index + 1)
+    finally:
+        reader.close()
+        for runner in runners:
+            started = time.perf_counter()
+            runner.close()
+            spent[runner.name] += time.perf_counter() - started
+    peak = memory.peak_mb()  # of the three together
+    return [RunResult(r.name, r.frames, spent[r.name], {"decode": source.decode_seconds, **r.times.seconds},
+                      r.embeddings(), peak) for r in runners]
+
+
+def _keep_fastest(result: BenchResult, measured: list[RunResult], as_one: bool) -> None:
+    """Keep the fastest of each run (or, for runs that took turns, the fastest pass of the three as a whole, so
+    that what is shown was measured together); every try's fps is kept in `fps_all`."""
+    history = {run.name: [*(result.runs[run.name].fps_all if run.name in result.runs else []), round(run.fps, 3)]
+               for run in measured}
+    if as_one:
+        if not result.runs or sum(r.seconds for r in measured) < sum(r.seconds for r in result.runs.values()):
+            result.runs = {run.name: run for run in measured}
+    else:
+        for run in measured:
+            if run.name not in result.runs or run.fps > result.runs[run.name].fps:
+                result.runs[run.name] = run
+    for name, fps_all in history.items():
+        result.runs[name].fps_all = fps_all
 
 
 def _warm_up(path: Path, detector: FaceDetector, embedder: FaceEmbedder) -> None:
@@ -206,18 +351,18 @@ def _warm_up(path: Path, detector: FaceDetector, embedder: FaceEmbedder) -> None
     if frame is None:
         raise FacetrackError(f"{path}: no frame could be decoded")
     faces = detector.detect(frame.image)
-    crops = np.zeros((1, 112, 112, 3), np.uint8)
-    embedder.embed_crops(crops)
+    embedder.embed_crops(np.zeros((1, 112, 112, 3), np.uint8))
     embedder.embed(frame.image, faces.data[LANDMARKS][:1])
 
 
 def run_bench(config: FacetrackConfig, input_path: Path, max_frames: int | None = None, video: bool = False,
-              speed_twin: bool | None = None, repeat: int = 1, progress: Progress | None = None) -> BenchResult:
+              speed_twin: bool | None = None, repeat: int = 1, interleave: bool = False,
+              progress: Progress | None = None) -> BenchResult:
     """facetrack, the naive baseline and the detector floor on the first `max_frames` frames of `input_path`.
 
-    With `repeat` > 1 the three runs are made in turn that many times and the fastest of each is kept: on a
-    machine shared with other work, the fastest run is the one least disturbed, and turns spread the
-    disturbance evenly over the three.
+    With `repeat` > 1 the three runs are made in turn that many times and the fastest of each is kept (of
+    interleaved passes, the fastest pass): on a machine shared with other work, the fastest is the least
+    disturbed.
     """
     if max_frames is not None and max_frames < 1:
         raise FacetrackError(f"--frames must be 1 or more, got {max_frames}")
@@ -231,83 +376,30 @@ def run_bench(config: FacetrackConfig, input_path: Path, max_frames: int | None 
     embedder, gallery = load_identity_models(config, detector)
     twin = is_speed_twin(embedder) if speed_twin is None else speed_twin
     _warm_up(input_path, detector, embedder)
-
     result = BenchResult(
         input=str(input_path), width=info.width, height=info.height, frames=0, detector=detector.model_path.name,
         recognizer=embedder.model_path.name, providers=list(detector.session.get_providers()),
         gallery_people=len(gallery) if gallery is not None else 0, speed_twin=twin, video=video, repeat=repeat,
-        memory=memory.method)
-    runs: dict[str, Callable[[Path | None], RunResult]] = {
-        "facetrack": lambda video_dir: _facetrack_run(config, input_path, float(info.fps), detector, embedder,
-                                                      gallery, max_frames, video_dir, memory, progress),
-        "naive": lambda video_dir: _naive_run(config, input_path, detector, embedder, gallery, max_frames,
-                                              video_dir, memory, progress),
-        "floor": lambda video_dir: _floor_run(config, input_path, detector, max_frames, video_dir, memory,
-                                              progress),
-    }
+        interleaved=interleave, memory=memory.method)
+
+    makers: list[Callable[[Path | None], Runner]] = [
+        lambda video_dir: FacetrackRunner(config, info, video_dir, detector, embedder, gallery),
+        lambda video_dir: NaiveRunner(config, info, video_dir, detector, embedder, gallery),
+        lambda video_dir: FloorRunner(config, info, video_dir, detector),
+    ]
+
     with tempfile.TemporaryDirectory(prefix="facetrack-bench-") as scratch:
         video_dir = Path(scratch) if video else None
         for _ in range(repeat):
-            for name, run in runs.items():
-                measured = run(video_dir)
-                best = result.runs.get(name)
-                measured.fps_all = [*(best.fps_all if best else []), round(measured.fps, 3)]
-                if best is None or measured.fps > best.fps:
-                    result.runs[name] = measured
-                else:
-                    best.fps_all = measured.fps_all
+            if interleave:
+                measured = _interleaved([make(video_dir) for make in makers], input_path, max_frames, memory,
+                                        progress)
+            else:  # each run is built just before it runs, so its peak memory is its own
+                measured = [_sequential(make(video_dir), input_path, max_frames, memory, progress)
+                            for make in makers]
+            _keep_fastest(result, measured, as_one=interleave)
     result.frames = result.runs["facetrack"].frames
     return result
-
-
-def _facetrack_run(config: FacetrackConfig, path: Path, frame_rate: float, detector: FaceDetector,
-                   embedder: FaceEmbedder, gallery: Gallery | None, max_frames: int | None, video_dir: Path | None,
-                   memory: PeakMemory, progress: Progress | None) -> RunResult:
-    pipeline = Pipeline(config, detector=detector, frame_rate=frame_rate, embedder=embedder, gallery=gallery)
-    events = EventWriter(os.devnull)  # events are made and serialised as in the product, then dropped
-
-    def work(frame: Frame) -> sv.Detections:
-        result = pipeline.process(frame)
-        events.write(result.events)
-        return result.detections
-
-    try:
-        return _run("facetrack", path, max_frames, work, pipeline.times, config, video_dir, memory,
-                    lambda: pipeline.embeddings, progress)
-    finally:
-        events.close()
-
-
-def _naive_run(config: FacetrackConfig, path: Path, detector: FaceDetector, embedder: FaceEmbedder,
-               gallery: Gallery | None, max_frames: int | None, video_dir: Path | None, memory: PeakMemory,
-               progress: Progress | None) -> RunResult:
-    times = StageTimes()
-    count = [0]
-
-    def work(frame: Frame) -> sv.Detections:
-        with times.measure("detect"):
-            detections = detector.detect(frame.image)
-        with times.measure("embed"):
-            vectors = embedder.embed(frame.image, detections.data[LANDMARKS])
-        with times.measure("identify"):
-            if gallery is not None and len(gallery) and len(vectors):
-                best = gallery.similarities(vectors).argmax(axis=1)  # nearest person, face by face
-                detections.data["identity"] = np.array([gallery.names[i] for i in best], dtype=object)
-        count[0] += len(vectors)
-        return detections
-
-    return _run("naive", path, max_frames, work, times, config, video_dir, memory, lambda: count[0], progress)
-
-
-def _floor_run(config: FacetrackConfig, path: Path, detector: FaceDetector, max_frames: int | None,
-               video_dir: Path | None, memory: PeakMemory, progress: Progress | None) -> RunResult:
-    times = StageTimes()
-
-    def work(frame: Frame) -> sv.Detections:
-        with times.measure("detect"):
-            return detector.detect(frame.image)
-
-    return _run("floor", path, max_frames, work, times, config, video_dir, memory, lambda: 0, progress)
 
 
 # --- the table -------------------------------------------------------------------------------------------------
@@ -319,18 +411,19 @@ def bench_table(result: BenchResult) -> Table:
     title = (f"facetrack bench: {Path(result.input).name} ({result.width}×{result.height}), {result.frames} frames"
              f" — {result.detector} + {result.recognizer} on {', '.join(result.providers)}"
              f", gallery of {result.gallery_people}" + (", annotated video written" if result.video else "")
-             + (f", fastest of {result.repeat} turns" if result.repeat > 1 else ""))
+             + (", the three taking turns on every frame" if result.interleaved else "")
+             + (f", fastest of {result.repeat}" if result.repeat > 1 else ""))
     table = Table(title=title, title_justify="left", caption_justify="left",
                   caption=(f"facetrack / naive: {result.speedup_vs_naive:.2f}× the fps;  "
                            f"floor / facetrack: {result.floor_over_facetrack:.2f}×.  "
-                           "Stage shares are of each run's wall time; decoding runs in its own thread, so they "
-                           f"can add up to more than 100 %.  Peak memory: {result.memory}."))
+                           + _time_note(result) + f"  Peak memory: {result.memory}"
+                           + (", of the three together." if result.interleaved else ".")))
     table.add_column("")
     for name in RUNS:
         table.add_column(RUN_TITLES[name], justify="right")
     runs = [result.runs[name] for name in RUNS]
-    table.add_row("[bold]fps (end to end)", *(f"[bold]{r.fps:.1f}" for r in runs))
-    table.add_row("wall time", *(f"{r.seconds:.2f} s" for r in runs))
+    table.add_row("[bold]fps" + ("" if result.interleaved else " (end to end)"), *(f"[bold]{r.fps:.1f}" for r in runs))
+    table.add_row("time" if result.interleaved else "wall time", *(f"{r.seconds:.2f} s" for r in runs))
     for stage, label in STAGES.items():
         if stage in ("annotate", "encode") and not result.video:
             continue
@@ -341,6 +434,14 @@ def bench_table(result: BenchResult) -> Table:
                                             for r in runs))
     table.add_row("peak memory", *(f"{r.peak_rss_mb:.0f} MiB" if r.peak_rss_mb is not None else "–" for r in runs))
     return table
+
+
+def _time_note(result: BenchResult) -> str:
+    if result.interleaved:
+        return ("Each run's time is its own work on every frame; the decoding the three share runs in its own "
+                "thread and is not counted in it (shares of decode are of that time too).")
+    return ("Stage shares are of each run's wall time; decoding runs in its own thread, so they can add up to "
+            "more than 100 %.")
 
 
 def _stage_cell(run: RunResult, stage: str) -> str:

@@ -191,6 +191,9 @@ def bench(
                                              "recognised by its graph name).", show_default=False)] = None,
     repeat: Annotated[int, typer.Option("--repeat", help="Make the three runs in turn N times; keep the fastest of "
                                                          "each (steadier on a busy machine).")] = 1,
+    interleave: Annotated[bool, typer.Option(
+        "--interleave", help="The three runs share one decoding pass and take turns on every frame: fair ratios "
+                             "on a machine busy with other work.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
@@ -219,7 +222,7 @@ def bench(
             progress.update(tasks[name], completed=done)
 
         result = run_bench(cfg, input, frames, video=video, speed_twin=speed_twin, repeat=repeat,
-                           progress=on_frame)
+                           interleave=interleave, progress=on_frame)
     if result.speed_twin:
         console.print(f"[yellow]speed twin[/]: {result.recognizer} has random weights; identity quality is not "
                       "measured in this mode (names are meaningless), only speed")

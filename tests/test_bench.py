@@ -49,6 +49,19 @@ def test_bench_table_with_video(home: Path, clip_path: Path, fast_detector_path:
         assert text in result.stdout
 
 
+def test_bench_interleaved_and_repeated(home: Path, clip_path: Path, fast_detector_path: Path,
+                                        recognizer_path: Path) -> None:
+    result = run_cli("bench", clip_path, "--frames", "5", "--interleave", "--repeat", "2", "--detector",
+                     fast_detector_path, "--recognizer", recognizer_path, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["interleaved"] is True and report["repeat"] == 2
+    for run in report["runs"].values():
+        assert run["frames"] == 5 and len(run["fps_all"]) == 2 and round(run["fps"], 3) in run["fps_all"]
+    # The pass kept is one pass: the three share its decoding and report the same decode time.
+    assert len({run["stages"]["decode"] for run in report["runs"].values()}) == 1
+
+
 def test_speed_twin_says_identity_is_not_measured(home: Path, clip_path: Path, fast_detector_path: Path) -> None:
     twin = home / "twin.onnx"
     made = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_speed_twin.py"), "-o", str(twin)],

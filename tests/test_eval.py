@@ -155,6 +155,11 @@ def test_only_frames_in_both_files_are_evaluated_and_that_is_said() -> None:
     report, _ = evaluate(truth, events)
     assert report.frames["evaluated"] == 4 and report.people[0].recall == pytest.approx(1.0)
     assert "cover 4 of the truth's 10 frames" in report.warnings[0]
+    longer = Events({i: [PredictedFace((0, 0, 10, 10), 1, "obama", True)] for i in range(12)},
+                    {i: i / 30 for i in range(12)})
+    report, _ = evaluate(truth, longer)
+    assert report.frames["evaluated"] == 10 and report.warnings == ["2 frames of the events have no truth line; "
+                                                                    "they are not evaluated"]
     with pytest.raises(FacetrackError, match="share no frame"):
         evaluate({20: truth[0]}, events)
 
