@@ -8,8 +8,8 @@ gallery), the same threaded decoder and, with `video=True`, the same drawing and
 - floor: decode and detect only — no identity pipeline can be faster than its detector.
 
 By default the runs are made one after the other, each timed end to end (wall time). With `interleave=True`
-they share one decoding pass and take turns on every frame, each timed on its own work; on a machine busy with
-other work this slows the three alike, so their ratios hold where end-to-end runs would each meet a
+they share one decoding pass and take turns on blocks of 10 frames, each timed on its own work; on a machine
+busy with other work this slows the three alike, so their ratios hold where end-to-end runs would each meet a
 different load.
 
 Peak memory is the peak resident set size of each run: the kernel's high-water mark (`VmHWM`, reset before
@@ -29,7 +29,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +58,8 @@ STAGES = {"decode": "decode", "detect": "detect", "track": "track", "embed": "al
           "annotate": "annotate", "encode": "encode"}
 SPEED_TWIN_MARK = "speed_twin"  # in the graph name written by benchmarks/make_speed_twin.py
 INTERLEAVED = "interleaved"  # the progress name of the three runs taking turns
-RUN_TITLES[INTERLEAVED] = "all three, frame by frame"
+INTERLEAVE_BLOCK = 10  # frames per turn
+RUN_TITLES[INTERLEAVED] = f"all three, in turns of {INTERLEAVE_BLOCK} frames"
 Progress = Callable[[str, int], None]  # (run name, frames done)
 
 
@@ -94,7 +95,7 @@ class BenchResult:
     speed_twin: bool
     video: bool
     repeat: int  # each run was made this many times, in turns; the fastest of each is kept
-    interleaved: bool  # the three took turns frame by frame (else: one after the other, end to end)
+    interleaved: bool  # the three took turns on blocks of frames (else: one after the other, end to end)
     memory: str  # how peak memory was measured
     runs: dict[str, RunResult] = field(default_factory=dict)
 
@@ -111,7 +112,8 @@ class BenchResult:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["runs"] = {name: {**asdict(run), "fps": round(run.fps, 3),
-                               "embeddings_per_frame": round(run.embeddings_per_frame, 3)}
+                               "embeddings_per_frame": round(run.embeddings_per_frame, 3),
+                               "beyond_detection_seconds": round(beyond_detection(run), 4)}
                         for name, run in self.runs.items()}
         data.update(fps=round(self.runs["facetrack"].fps, 3), naive_fps=round(self.runs["naive"].fps, 3),
                     floor_fps=round(self.runs["floor"].fps, 3), speedup_vs_naive=round(self.speedup_vs_naive, 3),
@@ -268,21 +270,16 @@ class FloorRunner(Runner):
             return self.detector.detect(frame.image)
 
 
-def _frames(path: Path, max_frames: int | None) -> tuple[FileSource, ThreadedReader, Iterator[Frame]]:
-    source = FileSource(path)
-    reader = ThreadedReader(source)
-    return source, reader, itertools.islice(reader, max_frames)
-
-
 def _sequential(runner: Runner, path: Path, max_frames: int | None, memory: PeakMemory,
                 progress: Progress | None) -> RunResult:
     """One run on its own: threaded decoding → the runner per frame; wall time from the first frame asked for
     to the last output closed."""
     memory.start()
     started = time.perf_counter()
-    source, reader, frames = _frames(path, max_frames)
+    source = FileSource(path)
+    reader = ThreadedReader(source)
     try:
-        for frame in frames:
+        for frame in itertools.islice(reader, max_frames):
             runner.step(frame)
             if progress is not None:
                 progress(runner.name, runner.frames)
@@ -295,24 +292,32 @@ def _sequential(runner: Runner, path: Path, max_frames: int | None, memory: Peak
 
 
 def _interleaved(runners: list[Runner], path: Path, max_frames: int | None, memory: PeakMemory,
-                 progress: Progress | None) -> list[RunResult]:
-    """All runs on the same decoded frames, taking turns on each frame (who goes first rotates). Each run's time
-    is its own work per frame; the decoding they share runs in its own thread, as in the product, and is
-    reported but not counted in anyone's time."""
+                 progress: Progress | None, block: int = INTERLEAVE_BLOCK) -> list[RunResult]:
+    """All runs on the same decoded frames, taking turns on blocks of `block` frames (who goes first rotates).
+
+    Turns follow the load of the machine closely enough to slow the three alike, while within a block each run
+    follows its own previous frame as it would alone (a run just after another pays for the other's leftovers:
+    evicted caches, inference threads still spinning). Each run's time is its own work; the decoding they
+    share is reported but counted in no one's time.
+    """
     memory.start()
     spent = dict.fromkeys((r.name for r in runners), 0.0)
-    source, reader, frames = _frames(path, max_frames)
+    source = FileSource(path)
+    frames = itertools.islice(iter(source), max_frames)
+    done = 0
     try:
-        for index, frame in enumerate(frames):
-            turn = index % len(runners)
+        for number, chunk in enumerate(iter(lambda: list(itertools.islice(frames, block)), [])):
+            turn = number % len(runners)
             for runner in runners[turn:] + runners[:turn]:
                 started = time.perf_counter()
-                runner.step(frame)
+                for frame in chunk:
+                    runner.step(frame)
                 spent[runner.name] += time.perf_counter() - started
+            done += len(chunk)
             if progress is not None:
-                progress(INTERLEAVED, index + 1)
+                progress(INTERLEAVED, done)
     finally:
-        reader.close()
+        source.close()
         for runner in runners:
             started = time.perf_counter()
             runner.close()
@@ -411,7 +416,7 @@ def bench_table(result: BenchResult) -> Table:
     title = (f"facetrack bench: {Path(result.input).name} ({result.width}×{result.height}), {result.frames} frames"
              f" — {result.detector} + {result.recognizer} on {', '.join(result.providers)}"
              f", gallery of {result.gallery_people}" + (", annotated video written" if result.video else "")
-             + (", the three taking turns on every frame" if result.interleaved else "")
+             + (f", the three taking turns on blocks of {INTERLEAVE_BLOCK} frames" if result.interleaved else "")
              + (f", fastest of {result.repeat}" if result.repeat > 1 else ""))
     table = Table(title=title, title_justify="left", caption_justify="left",
                   caption=(f"facetrack / naive: {result.speedup_vs_naive:.2f}× the fps;  "
@@ -422,7 +427,8 @@ def bench_table(result: BenchResult) -> Table:
     for name in RUNS:
         table.add_column(RUN_TITLES[name], justify="right")
     runs = [result.runs[name] for name in RUNS]
-    table.add_row("[bold]fps" + ("" if result.interleaved else " (end to end)"), *(f"[bold]{r.fps:.1f}" for r in runs))
+    table.add_row("[bold]fps" + ("" if result.interleaved else " (end to end)"),
+                  *(f"[bold]{r.fps:.1f}" for r in runs))
     table.add_row("time" if result.interleaved else "wall time", *(f"{r.seconds:.2f} s" for r in runs))
     for stage, label in STAGES.items():
         if stage in ("annotate", "encode") and not result.video:
@@ -430,6 +436,7 @@ def bench_table(result: BenchResult) -> Table:
         table.add_row(label, *(_stage_cell(r, stage) for r in runs))
     for stage in sorted({s for r in runs for s in r.stages} - set(STAGES)):
         table.add_row(stage, *(_stage_cell(r, stage) for r in runs))
+    table.add_row("beyond decode+detect", *(_beyond_cell(r) for r in runs))
     table.add_row("embeddings per frame", *(f"{r.embeddings_per_frame:.2f}" if r.name != "floor" else "–"
                                             for r in runs))
     table.add_row("peak memory", *(f"{r.peak_rss_mb:.0f} MiB" if r.peak_rss_mb is not None else "–" for r in runs))
@@ -438,10 +445,19 @@ def bench_table(result: BenchResult) -> Table:
 
 def _time_note(result: BenchResult) -> str:
     if result.interleaved:
-        return ("Each run's time is its own work on every frame; the decoding the three share runs in its own "
-                "thread and is not counted in it (shares of decode are of that time too).")
+        return ("Each run's time is its own work on its frames; the decoding the three share is not counted in "
+                "it (its share is of that time too).")
     return ("Stage shares are of each run's wall time; decoding runs in its own thread, so they can add up to "
             "more than 100 %.")
+
+
+def beyond_detection(run: RunResult) -> float:
+    """Seconds of work besides decoding and detection: what a run adds to the detector floor."""
+    return sum(seconds for stage, seconds in run.stages.items() if stage not in ("decode", "detect"))
+
+
+def _beyond_cell(run: RunResult) -> str:
+    return f"{1000 * beyond_detection(run) / max(run.frames, 1):.1f} ms/frame"
 
 
 def _stage_cell(run: RunResult, stage: str) -> str:

@@ -192,8 +192,8 @@ def bench(
     repeat: Annotated[int, typer.Option("--repeat", help="Make the three runs in turn N times; keep the fastest of "
                                                          "each (steadier on a busy machine).")] = 1,
     interleave: Annotated[bool, typer.Option(
-        "--interleave", help="The three runs share one decoding pass and take turns on every frame: fair ratios "
-                             "on a machine busy with other work.")] = False,
+        "--interleave", help="The three runs share one decoding pass and take turns on blocks of 10 frames: "
+                             "fair ratios on a machine busy with other work.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
