@@ -157,7 +157,9 @@ class IdentityManager:
         latest, run = track.streak()
         if track.state == "pending":
             needed = self.config.min_evidence + (1 if candidate == STRANGER else 0)
-            return self._assign(track, candidate) if run >= needed else []
+            if run >= needed:
+                return self._assign(track, candidate)
+            return self._set(track, "conflict", None, None) if self._split(track, None) else []
         if track.state == "conflict":
             return self._assign(track, candidate) if run >= self.config.switch_evidence else []
         current = track.label if track.state == "known" else STRANGER
@@ -167,14 +169,14 @@ class IdentityManager:
             return self._assign(track, candidate)
         return []
 
-    def _split(self, track: TrackIdentity, current: str) -> bool:
+    def _split(self, track: TrackIdentity, current: str | None) -> bool:
         """The recent evidence divides between the current identity and another one, neither clearly ahead."""
         window = list(track.candidates)[-self.config.conflict_window:]
         counts = Counter(window)
         if len(window) < self.config.conflict_window or len(counts) < 2:
             return False
         (first, n1), (second, n2) = counts.most_common(2)
-        return current in (first, second) and n2 >= 2 and n1 < 2 * len(window) / 3 and (
+        return (current is None or current in (first, second)) and n2 >= 2 and n1 < 2 * len(window) / 3 and (
             window[-1] != window[-2])  # still alternating now
 
     def _assign(self, track: TrackIdentity, candidate: str) -> list[Event]:
