@@ -35,7 +35,6 @@ class TrackIdentity:
     label: str | None = None  # gallery name or unknown-N, once decided
     similarity: float | None = None  # to the named person, for known tracks
     evidence: np.ndarray | None = None  # decayed, quality-weighted sum of embeddings
-    weight: float = 0.0
     observations: int = 0
     candidates: deque[str] = field(default_factory=deque)  # recent candidates, newest last (bounded deque)
     anonymous: str | None = None  # the unknown-N this track was given, kept if it is a stranger again
@@ -110,7 +109,6 @@ class IdentityManager:
         decay = self.config.evidence_decay
         weighted = max(quality, 1e-3) * embedding
         track.evidence = weighted if track.evidence is None else decay * track.evidence + weighted
-        track.weight = decay * track.weight + quality
         track.observations += 1
         match = self.gallery.match(track.mean) if self.gallery is not None and len(self.gallery) else None
         candidate = self._candidate(match)
