@@ -11,22 +11,13 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from tests.conftest import run_cli
-
 TRUTH = Path(__file__).parent / "data" / "short_hamilton_clip.truth.jsonl"
 GALLERY_NAMES = {"alex_lacamoire", "biden", "kit_harington", "lin_manuel_miranda", "obama", "rose_leslie"}
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, clip_path: Path, gallery_dir: Path, detector_path: Path,
-        recognizer_path: Path) -> dict:
-    out = tmp_path_factory.mktemp("identity")
-    result = run_cli("annotate", clip_path, "-o", out / "out.mp4", "--events", out / "out.jsonl",
-                     "--gallery", gallery_dir, "--detector", detector_path, "--recognizer", recognizer_path,
-                     timeout=600)
-    assert result.returncode == 0, result.stderr
-    events = [json.loads(line) for line in (out / "out.jsonl").read_text().splitlines()]
-    return {"events": events, "frames": [e for e in events if e["type"] == "frame"], "stderr": result.stderr}
+def run(clip_run: dict) -> dict:
+    return clip_run
 
 
 @pytest.fixture(scope="module")
