@@ -31,6 +31,8 @@ RecognizerOpt = Annotated[Path | None, typer.Option("--recognizer", help="ArcFac
 PackOpt = Annotated[str | None, typer.Option("--pack", help="Model pack: buffalo_l, buffalo_s, buffalo_sc.")]
 ProvidersOpt = Annotated[str | None, typer.Option(
     "--providers", help="auto, cpu, cuda, tensorrt, or a comma-separated list.")]
+RequireGpuOpt = Annotated[bool, typer.Option(
+    "--require-gpu", help="Refuse to run when no GPU provider starts, instead of warning and using the CPU.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what runs where.")]
 GalleryOpt = Annotated[Path | None, typer.Option(
     "--gallery", "-g", help="Gallery: a folder of per-person photo folders, or a .db built from one.")]
@@ -38,6 +40,7 @@ GalleryOpt = Annotated[Path | None, typer.Option(
 
 def build_config(config: Path | None, detector: Path | None = None, recognizer: Path | None = None,
                  pack: str | None = None, providers: str | None = None, gallery: Path | None = None,
+                 require_gpu: bool | None = None,
                  extra: dict[str, Any] | None = None) -> FacetrackConfig:
     """The config file with CLI flags laid over it (a flag always wins)."""
     provider_list: str | list[str] | None = None
@@ -45,7 +48,7 @@ def build_config(config: Path | None, detector: Path | None = None, recognizer: 
         provider_list = "auto" if providers == "auto" else [p.strip() for p in providers.split(",") if p.strip()]
     overrides: dict[str, Any] = {
         "models": {"detector": detector, "recognizer": recognizer, "pack": pack},
-        "runtime": {"providers": provider_list},
+        "runtime": {"providers": provider_list, "require_gpu": require_gpu or None},  # unset flag: the file decides
         "identity": {"gallery": gallery},
     }
     for section, values in (extra or {}).items():
@@ -71,22 +74,29 @@ def annotate(
     recognizer: RecognizerOpt = None,
     pack: PackOpt = None,
     providers: ProvidersOpt = None,
+    require_gpu: RequireGpuOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Detect, track and identify every face in a video file; write an annotated video and/or JSON Lines events.
 
     Identity runs when a gallery or a recognizer is given: gallery names, or stable `unknown-N` for strangers.
     """
-    from facetrack.pipeline import annotate_file
+    from facetrack.models.runtime import describe_providers
+    from facetrack.pipeline import Pipeline, annotate_file
+    from facetrack.sinks.video import check_writable
     from facetrack.sources import FileSource
 
     _setup_logging(verbose)
     if output is None and events is None:
         raise FacetrackError("nothing to write: pass -o OUTPUT.mp4 and/or --events EVENTS.jsonl")
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
     probe = FileSource(input)  # fail on a bad input before loading any model
-    total = probe.info.frame_count or None
+    total, fps = probe.info.frame_count or None, float(probe.info.fps)
     probe.close()
+    if output is not None:
+        check_writable(output)
+    pipeline = Pipeline(cfg, frame_rate=fps)  # models load (and TensorRT engines build) before the progress bar
+    console.print(describe_providers(), highlight=False)
     columns = [TextColumn("[bold]annotate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]} fps"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as progress:
@@ -97,7 +107,7 @@ def annotate(
             progress.update(task, completed=index + 1,
                             fps=f"{(index + 1) / elapsed:.1f}" if elapsed > 0 else "–")
 
-        summary = annotate_file(cfg, input, output, events, on_frame=on_frame)
+        summary = annotate_file(cfg, input, output, events, on_frame=on_frame, pipeline=pipeline)
     written = ", ".join(str(p) for p in (output, events) if p is not None)
     embedded = f", {summary.embeddings} embeddings" if summary.embeddings else ""
     console.print(f"[bold green]done[/]: {summary.frames} frames, {summary.faces} faces, {summary.tracks} tracks"
@@ -116,6 +126,33 @@ def _print_stage_table(stage_seconds: dict[str, float], wall: float) -> None:
     for stage, seconds in stage_seconds.items():
         table.add_row(stage, f"{seconds:.2f}", f"{100 * seconds / wall:.0f} %" if wall else "–")
     console.print(table)
+
+
+@app.command()
+def doctor(config: ConfigOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False) -> None:
+    """Check what the models would run on: onnxruntime, its providers, the GPU libraries, hardware decoding."""
+    from facetrack.models.runtime import diagnose
+    from facetrack.sources import hardware_decoders
+
+    cfg = build_config(config, providers=providers, require_gpu=require_gpu)
+    report = diagnose(cfg.runtime)
+    cuda = f", built for CUDA {report.cuda_version}" if report.cuda_version else ""
+    out.print(f"onnxruntime      {report.package} {report.version}{cuda}", highlight=False)
+    out.print(f"installed        {', '.join(f'{n} {v}' for n, v in report.distributions.items()) or '?'}",
+              highlight=False)
+    out.print(f"offered          {', '.join(report.available)}", highlight=False)
+    out.print(f"auto resolves to {', '.join(report.auto)}", highlight=False)
+    out.print(f"configured       {', '.join(report.asked)}", highlight=False)
+    out.print(f"running          {', '.join(report.running)}  ({'GPU' if report.gpu else 'CPU only'})",
+              highlight=False)
+    out.print(f"TensorRT cache   {report.tensorrt_cache} ({report.engines} engines)", highlight=False)
+    out.print(f"FFmpeg hw decode {', '.join(hardware_decoders()) or 'none'} (decode.hwaccel: {cfg.decode.hwaccel})",
+              highlight=False)
+    for problem in report.problems:
+        console.print(f"[yellow]warning[/]: {problem}", highlight=False, soft_wrap=True)
+    if cfg.runtime.require_gpu and not report.gpu:
+        raise FacetrackError("no GPU provider starts here and --require-gpu is set: "
+                             + (report.problems[0] if report.problems else "see the warnings above"))
 
 
 @models_app.command("list")
@@ -181,13 +218,13 @@ def gallery_build(
     folder: Annotated[Path, typer.Argument(help="Folder with one sub-folder of photos per person.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Gallery file to write (.db).")],
     config: ConfigOpt = None, detector: DetectorOpt = None, recognizer: RecognizerOpt = None,
-    pack: PackOpt = None, providers: ProvidersOpt = None,
+    pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
 ) -> None:
     """Build a gallery from FOLDER/<person>/*.jpg (the person's name is the folder name)."""
     from facetrack.gallery import GalleryStore, enroll_folder
 
     _setup_logging(False)
-    enroller = _enroller(build_config(config, detector, recognizer, pack, providers))
+    enroller = _enroller(build_config(config, detector, recognizer, pack, providers, require_gpu=require_gpu))
     store = GalleryStore(output)
     store.build(enroll_folder(folder, enroller), enroller.embedder)
     people = store.people()
@@ -200,12 +237,12 @@ def gallery_add(
     name: Annotated[str, typer.Argument(help="The person's name.")],
     photos: Annotated[list[Path], typer.Argument(help="Photos of the person, one face each.")],
     config: ConfigOpt = None, detector: DetectorOpt = None, recognizer: RecognizerOpt = None,
-    pack: PackOpt = None, providers: ProvidersOpt = None,
+    pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
 ) -> None:
     """Add photos of a person (all of them, or none if one is refused)."""
     from facetrack.gallery import GalleryStore
 
-    enroller = _enroller(build_config(config, detector, recognizer, pack, providers))
+    enroller = _enroller(build_config(config, detector, recognizer, pack, providers, require_gpu=require_gpu))
     templates = [enroller.template(photo) for photo in photos]  # a refused photo stops before any write
     store = GalleryStore(gallery)
     store.add(name, templates, enroller.embedder)
@@ -243,7 +280,7 @@ def identify(
     gallery: Annotated[Path, typer.Option("--gallery", "-g", help="Photo folder or .db gallery.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     config: ConfigOpt = None, detector: DetectorOpt = None, recognizer: RecognizerOpt = None,
-    pack: PackOpt = None, providers: ProvidersOpt = None,
+    pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
 ) -> None:
     """Every face in still images: the gallery name or `unknown`, with similarity and box."""
     import json
@@ -255,7 +292,7 @@ def identify(
     from facetrack.models.registry import cache_root
 
     _setup_logging(False)
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
     for image_path in images:  # a bad path fails before the models load
         if not image_path.is_file():
             raise FacetrackError(f"image not found: {image_path}")

@@ -7,7 +7,7 @@ spells the same defaults out for users to copy and edit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,12 +29,54 @@ class ModelsConfig(_Section):
     cache_dir: Path | None = None  # default: $FACETRACK_HOME or ~/.cache/facetrack
 
 
-class RuntimeConfig(_Section):
-    """How onnxruntime runs the models."""
+PROVIDER_SHORT_NAMES = ("cpu", "cuda", "tensorrt")
 
-    # "auto" picks TensorRT → CUDA → CPU from what onnxruntime offers; or an explicit list such as ["cpu"].
-    providers: str | list[str] = "auto"
+
+class RuntimeConfig(_Section):
+    """How onnxruntime runs the models: which execution providers, and their GPU settings."""
+
+    # "auto" picks TensorRT → CUDA → CPU from what onnxruntime offers; or an explicit list such as ["cuda", "cpu"]
+    # (short names cpu/cuda/tensorrt or onnxruntime's full names such as CUDAExecutionProvider).
+    providers: Literal["auto"] | list[str] = "auto"
+    require_gpu: bool = False  # refuse to start when no GPU provider runs, instead of warning and using the CPU
     intra_op_threads: int = 0  # 0: onnxruntime's default (all cores)
+    device_id: int = Field(0, ge=0)  # which GPU, for CUDA and TensorRT
+    # cuDNN's convolution search: EXHAUSTIVE benchmarks every new input shape (a stall per new batch size),
+    # HEURISTIC picks at once, DEFAULT takes the first algorithm.
+    cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = "HEURISTIC"
+    tensorrt_fp16: bool = True  # half precision in TensorRT engines: faster on tensor-core GPUs
+    tensorrt_cache_dir: Path | None = None  # engines and timing cache; default $FACETRACK_HOME/trt-engines
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _provider_list(cls, value: object) -> object:
+        # A single name or a comma-separated string is a list of one or more.
+        if isinstance(value, str) and value.strip().lower() != "auto":
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        elif isinstance(value, str):
+            return "auto"
+        if isinstance(value, list):
+            for name in value:
+                if not isinstance(name, str) or not (
+                        name.lower() in PROVIDER_SHORT_NAMES or name.endswith("ExecutionProvider")):
+                    raise ValueError(f"unknown provider {name!r}: use auto, cpu, cuda, tensorrt, or an onnxruntime "
+                                     "name such as CUDAExecutionProvider")
+            if not value:
+                raise ValueError("name at least one provider, or auto")
+        return value
+
+    @field_validator("cudnn_conv_algo_search", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class DecodeConfig(_Section):
+    """How video is decoded."""
+
+    # Hardware decoding through FFmpeg: "cuda" (NVDEC) or "auto" (cuda where FFmpeg offers it); falls back to
+    # software decoding, saying so. Frames are copied back to memory either way.
+    hwaccel: Literal["none", "auto", "cuda"] = "none"
 
 
 class DetectorConfig(_Section):
@@ -130,6 +172,7 @@ class FacetrackConfig(_Section):
 
     models: ModelsConfig = ModelsConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    decode: DecodeConfig = DecodeConfig()
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = TrackerConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()

@@ -29,7 +29,7 @@ class FaceDetector:
     """Finds faces and their 5 landmarks (eyes, nose, mouth corners) in a BGR image."""
 
     def __init__(self, model_path: Path, config: DetectorConfig, runtime: RuntimeConfig) -> None:
-        session = create_session(model_path, runtime)
+        session = create_session(model_path, runtime, role="detector", input_size=tuple(config.input_size))
         self._check_is_scrfd(model_path, session)
         self.model_path = model_path
         self.config = config

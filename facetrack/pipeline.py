@@ -205,7 +205,7 @@ def annotate_file(
     """Run the pipeline over every frame of `input_path`, writing the annotated video and/or events."""
     if output_path is not None:
         check_writable(output_path)
-    source = FileSource(input_path)
+    source = FileSource(input_path, hwaccel=config.decode.hwaccel)
     reader: ThreadedReader | None = None
     video: VideoWriter | None = None
     events: EventWriter | None = None

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 import numpy as np
+from av.codec.hwaccel import HWAccel, hwdevices_available
 
 from facetrack.errors import FacetrackError
 
@@ -44,11 +46,36 @@ class VideoInfo:
     has_audio: bool
 
 
-def _open_container(path: Path) -> av.container.InputContainer:
+HWAccelMode = Literal["none", "auto", "cuda"]
+_said: set[str] = set()  # decoder choices already logged in this process
+
+
+def hardware_decoders() -> list[str]:
+    """Hardware device types the loaded FFmpeg was built with (a GPU must also be present to use one)."""
+    return list(hwdevices_available())
+
+
+def _say_once(level: int, message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        log.log(level, "%s", message)
+
+
+def _open_container(path: Path, hwaccel: HWAccelMode = "none") -> av.container.InputContainer:
     if not path.exists():
         raise FacetrackError(f"input file not found: {path}")
     if path.is_dir():
         raise FacetrackError(f"input is a folder, not a video file: {path}")
+    device = "cuda" if hwaccel == "cuda" or (hwaccel == "auto" and "cuda" in hardware_decoders()) else None
+    hardware_error: str | None = None
+    if device is not None:
+        try:
+            container = av.open(str(path), mode="r", hwaccel=HWAccel(device_type=device))
+            return _with_video(path, container)
+        except (av.error.FFmpegError, UnicodeDecodeError) as exc:  # no such device here, or a bad file: see below
+            hardware_error = getattr(exc, "strerror", None) or type(exc).__name__
+    elif hwaccel != "none":
+        hardware_error = "this FFmpeg has no cuda device type"
     try:
         container = av.open(str(path), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
@@ -56,6 +83,13 @@ def _open_container(path: Path) -> av.container.InputContainer:
         raise FacetrackError(
             f"cannot read {path} as video ({reason}): the file is not a video, or is truncated or corrupt"
         ) from None
+    if hardware_error is not None:
+        _say_once(logging.WARNING, f"hardware decoding (decode.hwaccel: {hwaccel}) is not available "
+                                   f"({hardware_error}): decoding in software")
+    return _with_video(path, container)
+
+
+def _with_video(path: Path, container: av.container.InputContainer) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise FacetrackError(f"{path} has no video stream: pass a video file such as .mp4")
@@ -65,11 +99,19 @@ def _open_container(path: Path) -> av.container.InputContainer:
 class FileSource:
     """Every frame of a video file, in decode order."""
 
-    def __init__(self, path: Path | str, source_id: str = "0") -> None:
+    def __init__(self, path: Path | str, source_id: str = "0", hwaccel: HWAccelMode = "none") -> None:
         self.path = Path(path)
         self.source_id = source_id
-        self._container = _open_container(self.path)
+        self._container = _open_container(self.path, hwaccel)
         stream = self._container.streams.video[0]
+        codec = stream.codec_context
+        self.decoder = "cuda" if codec.is_hwaccel else "software"  # which decoder runs this stream
+        if codec.hwaccel is not None:  # opened for hardware decoding: say whether this codec got it
+            if codec.is_hwaccel:
+                _say_once(logging.INFO, f"decoding {codec.name} on the GPU (decode.hwaccel: {hwaccel})")
+            else:
+                _say_once(logging.WARNING, f"the GPU has no {codec.name} decoder (decode.hwaccel: {hwaccel}): "
+                                           "decoding in software")
         stream.thread_type = "AUTO"  # FFmpeg's own frame threading: decoding is not the bottleneck
         self._stream = stream
         rate = Fraction(stream.average_rate or stream.guessed_rate or 30)
