@@ -258,3 +258,12 @@ def test_doctor_require_gpu_fails_on_a_cpu_build() -> None:
     assert result.returncode == 2
     assert sum(line.startswith("error: ") for line in result.stderr.splitlines()) == 1
     assert "CUDAExecutionProvider requested" in result.stderr
+
+
+def test_annotate_says_what_each_model_runs_on(clip_run: dict, detector_path: Path, recognizer_path: Path) -> None:
+    line = next(line for line in clip_run["stderr"].splitlines() if line.startswith("onnxruntime "))
+    best = runtime._short(resolve_providers("auto")[0])
+    assert f"detector {detector_path.name} on " in line
+    assert f"recognizer {recognizer_path.name} on " in clip_run["stderr"]  # the line may wrap at the terminal width
+    if best == "CPU":
+        assert f"detector {detector_path.name} on CPU" in line
