@@ -119,6 +119,103 @@ def annotate(
                              exit_code=3)
 
 
+@app.command()
+def watch(
+    sources: Annotated[list[str] | None, typer.Argument(
+        help="Cameras to watch: rtsp://…, http(s)://…, a webcam (0, /dev/video0), a video file; NAME=SOURCE "
+             "names one (default cam0, cam1, …). Without any, the config's cameras: list.",
+        show_default=False)] = None,
+    display: Annotated[bool, typer.Option("--display", help="Show a live window per camera (q quits).")] = False,
+    events: Annotated[str | None, typer.Option(
+        "--events", help="JSON Lines events file to write ('-' for stdout).")] = None,
+    record: Annotated[Path | None, typer.Option(
+        "--record", help="Annotated video to write (.mp4); with several cameras OUT_<camera>.mp4 each.")] = None,
+    mqtt: Annotated[str | None, typer.Option(
+        "--mqtt", help="Publish alerts to an MQTT broker: mqtt://host:1883 (user:pass@host also works).")] = None,
+    webhook: Annotated[str | None, typer.Option("--webhook", help="POST alerts as JSON to this http(s) URL.")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds.")] = None,
+    max_frames: Annotated[int | None, typer.Option(
+        "--max-frames", help="Stop each camera after this many processed frames.")] = None,
+    stats: Annotated[Path | None, typer.Option(
+        "--stats", help="Also append every stats report to this JSON Lines file.")] = None,
+    config: ConfigOpt = None,
+    detector: DetectorOpt = None,
+    recognizer: RecognizerOpt = None,
+    pack: PackOpt = None,
+    providers: ProvidersOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Watch live cameras (or files): track faces, write events, record, show, and send alerts."""
+    import json
+
+    from facetrack.live import CameraSpec, LiveRunner, name_sources
+    from facetrack.sinks.alerts import Publisher
+    from facetrack.stats import StatsReport, render_report
+
+    _setup_logging(verbose)
+    cfg = build_config(config, detector, recognizer, pack, providers)
+    if duration is not None and duration <= 0:
+        raise FacetrackError("--duration must be a positive number of seconds")
+    if max_frames is not None and max_frames <= 0:
+        raise FacetrackError("--max-frames must be a positive number of frames")
+    cameras = name_sources(sources) if sources else [CameraSpec(c.name, c.url) for c in cfg.cameras]
+    if stats is not None:
+        from facetrack.sinks.video import check_writable
+
+        check_writable(stats, "--stats")
+    publishers: list[Publisher] = []
+    mqtt_url = mqtt or cfg.mqtt.url
+    webhook_url = webhook or cfg.webhook.url
+    if mqtt_url:
+        from facetrack.sinks.mqtt import parse_mqtt_url
+
+        parse_mqtt_url(mqtt_url)  # a malformed URL fails before anything starts
+    if webhook_url:
+        from facetrack.sinks.webhook import check_webhook_url
+
+        check_webhook_url(webhook_url)
+    if mqtt_url:
+        from facetrack.sinks.mqtt import MqttPublisher
+
+        publishers.append(MqttPublisher(mqtt_url, cfg.mqtt))
+    if webhook_url:
+        from facetrack.sinks.webhook import WebhookSink
+
+        publishers.append(WebhookSink(webhook_url, cfg.webhook))
+    try:
+        runner = LiveRunner(cfg, cameras, events=events, record=record, display=display, publishers=publishers,
+                            max_frames=max_frames)
+    except BaseException:
+        for publisher in publishers:
+            publisher.close(timeout=0.5)
+        raise
+    labels = ", ".join(f"{c.name} ({r.source})" for c, r in zip(cameras, runner.report().cameras, strict=True))
+    console.print(f"[bold]watching[/] {labels}" + (f" for {duration:g} s" if duration else "")
+                  + " — Ctrl-C stops", highlight=False)
+    stats_file = open(stats, "a", encoding="utf-8") if stats is not None else None  # noqa: SIM115
+
+    def on_stats(report: StatsReport) -> None:
+        console.print(render_report(report), highlight=False)
+        if stats_file is not None:
+            stats_file.write(json.dumps(report.as_dict()) + "\n")
+            stats_file.flush()
+
+    try:
+        summary = runner.run(duration=duration, on_stats=on_stats)
+        if stats_file is not None:
+            stats_file.write(json.dumps({**summary.report.as_dict(), "final": True,
+                                         "stop_reason": summary.stop_reason}) + "\n")
+    finally:
+        if stats_file is not None:
+            stats_file.close()
+    console.print(render_report(summary.report, title="facetrack watch: final"), highlight=False)
+    written = ", ".join(str(p) for p in [*([events] if events not in (None, "-") else []), *summary.recordings])
+    console.print(f"[bold green]done[/] ({summary.stop_reason}): {summary.frames} frames in {summary.seconds:.1f} s"
+                  + (f" → {written}" if written else ""), highlight=False)
+    if summary.errors:
+        raise FacetrackError("; ".join(summary.errors) + "; the outputs hold the frames before it", exit_code=3)
+
+
 def _print_stage_table(stage_seconds: dict[str, float], wall: float) -> None:
     table = Table(title="time per stage")
     for column in ("stage", "seconds", "share of wall time"):

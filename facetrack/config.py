@@ -6,11 +6,12 @@ spells the same defaults out for users to copy and edit.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from facetrack.errors import FacetrackError
 
@@ -167,6 +168,55 @@ class AnnotationConfig(_Section):
     crf: int = Field(23, ge=0, le=51)
 
 
+_CAMERA_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class CameraConfig(_Section):
+    """One named camera for `facetrack watch`: its name appears in events, MQTT topics and file names."""
+
+    name: str
+    url: str  # rtsp://…, http(s)://…, a webcam (0, /dev/video0) or a video file
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _CAMERA_NAME.match(value):
+            raise ValueError("camera names use letters, digits, '_' and '-' only (they become MQTT topics)")
+        return value
+
+
+class LiveConfig(_Section):
+    """Live sources (cameras, RTSP, HTTP streams) and the threaded runner behind `facetrack watch`."""
+
+    open_timeout: float = Field(10.0, gt=0)  # seconds to open a camera or stream
+    read_timeout: float = Field(5.0, gt=0)  # seconds without data before a stream counts as dropped
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    reconnect_initial: float = Field(0.5, gt=0)  # first delay before reconnecting; doubles after each failure
+    reconnect_max: float = Field(30.0, gt=0)  # the longest delay between reconnect attempts
+    queue_size: int = Field(8, ge=1)  # items between stages: files wait when full, live sources keep the newest
+    stats_interval: float = Field(10.0, ge=0)  # seconds between stats reports; 0: only at exit
+
+
+class MqttConfig(_Section):
+    """Alerts published to an MQTT broker under `<topic_prefix>/<camera>/…`."""
+
+    url: str | None = None  # mqtt://[user:pass@]host[:1883]; mqtts:// for TLS
+    topic_prefix: str = "facetrack"
+    qos: int = Field(1, ge=0, le=2)
+    client_id: str | None = None  # default: facetrack-<host>-<pid>
+    queue_size: int = Field(1000, ge=1)  # messages held while the broker is away; the oldest go first
+
+
+class WebhookConfig(_Section):
+    """Alerts POSTed as JSON to an HTTP endpoint, from their own thread."""
+
+    url: str | None = None
+    timeout: float = Field(5.0, gt=0)  # seconds per request
+    retries: int = Field(3, ge=0)  # further tries of a failed post before it is dropped
+    backoff: float = Field(1.0, gt=0)  # first retry delay; doubles each retry
+    queue_size: int = Field(1000, ge=1)  # posts waiting; when full the oldest is dropped (and counted)
+
+
 class FacetrackConfig(_Section):
     """The whole configuration tree."""
 
@@ -178,6 +228,17 @@ class FacetrackConfig(_Section):
     embedding: EmbeddingConfig = EmbeddingConfig()
     identity: IdentityConfig = IdentityConfig()
     annotation: AnnotationConfig = AnnotationConfig()
+    cameras: list[CameraConfig] = []
+    live: LiveConfig = LiveConfig()
+    mqtt: MqttConfig = MqttConfig()
+    webhook: WebhookConfig = WebhookConfig()
+
+    @model_validator(mode="after")
+    def _unique_camera_names(self) -> FacetrackConfig:
+        names = [camera.name for camera in self.cameras]
+        if len(names) != len(set(names)):
+            raise ValueError(f"camera names must be unique: {', '.join(names)}")
+        return self
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
