@@ -138,6 +138,7 @@ def watch(
         "--max-frames", help="Stop each camera after this many processed frames.")] = None,
     stats: Annotated[Path | None, typer.Option(
         "--stats", help="Also append every stats report to this JSON Lines file.")] = None,
+    gallery: GalleryOpt = None,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
     recognizer: RecognizerOpt = None,
@@ -145,7 +146,10 @@ def watch(
     providers: ProvidersOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Watch live cameras (or files): track faces, write events, record, show, and send alerts."""
+    """Watch live cameras (or files): track and identify faces, write events, record, show, send alerts.
+
+    Identity runs when a gallery or a recognizer is given; the models and the gallery are shared by all cameras.
+    """
     import json
 
     from facetrack.live import CameraSpec, LiveRunner, name_sources
@@ -153,7 +157,7 @@ def watch(
     from facetrack.stats import StatsReport, render_report
 
     _setup_logging(verbose)
-    cfg = build_config(config, detector, recognizer, pack, providers)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery)
     if duration is not None and duration <= 0:
         raise FacetrackError("--duration must be a positive number of seconds")
     if max_frames is not None and max_frames <= 0:

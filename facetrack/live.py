@@ -1,7 +1,8 @@
 """The threaded runner behind `facetrack watch`: many cameras, one set of models, outputs that never stall it.
 
     decode (a thread per camera) ─▶ detect+track (one thread, one shared detector, a Pipeline per camera)
-        ─▶ identify (one thread) ─▶ events (JSONL, alerts, callbacks) ─▶ render (annotate, record, window)
+        ─▶ identify (one thread: the cameras' crops in one embedding call, a shared gallery, identity state
+           per camera) ─▶ events (JSONL, alerts, callbacks) ─▶ render (annotate, record, window)
 
 Stages are joined by bounded queues. A stage is a function of its input; this module owns the threads, queues,
 stop signal and back-pressure:
@@ -33,7 +34,7 @@ from facetrack.config import FacetrackConfig
 from facetrack.detect import FaceDetector
 from facetrack.errors import FacetrackError
 from facetrack.models.registry import resolve_model
-from facetrack.pipeline import FrameResult, Pipeline
+from facetrack.pipeline import FrameResult, Pipeline, identity_wanted, load_identity_models
 from facetrack.sinks.alerts import AlertRouter, Publisher
 from facetrack.sinks.drawing import FrameAnnotator
 from facetrack.sinks.events import Event, EventWriter
@@ -109,7 +110,12 @@ class Item:
 
     camera: Camera
     result: FrameResult | None
-    events: list[Event]
+    ended_events: list[Event] = field(default_factory=list)
+
+    @property
+    def events(self) -> list[Event]:
+        # Built when asked: the identity stage fills the result in after detection.
+        return self.result.events if self.result is not None else self.ended_events
 
 
 @dataclass
@@ -189,18 +195,23 @@ class LiveRunner:
         sources: list[Source] = []
         try:
             sources = self._open_sources(cameras)
+            # One set of models for every camera: detector, recognizer and gallery are shared; trackers and
+            # identity state are per camera.
             self.detector = detector or FaceDetector(resolve_model("detector", config.models), config.detector,
                                                      config.runtime)
+            self.embedder, self.gallery = (load_identity_models(config, self.detector) if identity_wanted(config)
+                                           else (None, None))
             self._events_writer = EventWriter(events) if events is not None else None
             for spec, source in zip(cameras, sources, strict=True):
-                pipeline = Pipeline(config, detector=self.detector, frame_rate=float(source.info.fps))
+                pipeline = Pipeline(config, detector=self.detector, frame_rate=float(source.info.fps),
+                                    embedder=self.embedder, gallery=self.gallery)
                 self.cameras.append(Camera(spec.name, source, pipeline))
         except BaseException:
             for source in sources:
                 source.close()
             self._close_outputs_early()
             raise
-        self.identity_stage = any(hasattr(c.pipeline, "identify") for c in self.cameras)
+        self.identity_stage = self.embedder is not None
         self.router = AlertRouter(self.publishers, identity_stage=self.identity_stage)
         size = config.live.queue_size
         self._q_identify: queue.Queue[Any] = queue.Queue(maxsize=size)
@@ -213,7 +224,8 @@ class LiveRunner:
         self._stopping = threading.Event()
         self._stop_reason = "end"  # "end" (every source finished), or what stopped the run
         self._errors: list[BaseException] = []
-        self.timers: dict[str, StageTimer] = {name: StageTimer() for name in ("detect+track", "identify", "events")}
+        stages = ("detect+track", "embed", "identify", "events") if self.identity_stage else ("detect+track", "events")
+        self.timers: dict[str, StageTimer] = {name: StageTimer() for name in stages}
         if self._render:
             self.timers["draw"] = StageTimer()
             if self.record_paths:
@@ -303,14 +315,14 @@ class LiveRunner:
                     if self.max_frames is not None and camera.counters.frames >= self.max_frames:
                         continue  # frames decoded before the reader heard it should stop
                     started = time.perf_counter()
-                    result = camera.pipeline.process(frame)  # type: ignore[arg-type]
+                    result = camera.pipeline.detect_track(frame)  # type: ignore[arg-type]
                     timer.add(time.perf_counter() - started)
                     camera.last = (result.frame.index, result.frame.pts)
                     counters = camera.counters
                     counters.frames += 1
                     counters.faces += len(result.detections)
                     counters.arrivals.append(time.monotonic())
-                    _put(self._q_identify, Item(camera, result, result.events))
+                    _put(self._q_identify, Item(camera, result))
                     if self.max_frames is not None and counters.frames >= self.max_frames:
                         camera.reader.stop()
                 if not took:
@@ -331,25 +343,62 @@ class LiveRunner:
         camera.connected = connected
 
     def _identify_loop(self) -> None:
-        """The identity stage (embedding + decisions) where the pipeline has one; otherwise a pass-through."""
-        timer = self.timers["identify"]
+        """Embedding + identity: what is waiting, at most one frame per camera, goes through one embedding call."""
         failed = False
-        while True:
-            item = self._q_identify.get()
-            if item is _DONE:
-                _put(self._q_events, _DONE)
-                return
-            identify = getattr(item.camera.pipeline, "identify", None)
-            if identify is not None and item.result is not None and not failed:
-                started = time.perf_counter()
+        held: Item | None = None  # taken from the queue but belonging to the next batch
+        done = False
+        while not done:
+            batch: list[Item] = []
+            item = held if held is not None else self._q_identify.get()
+            held = None
+            while True:
+                if item is _DONE:
+                    done = True
+                    break
+                batch.append(item)
+                if any(b.camera is item.camera for b in batch[:-1]):
+                    held = batch.pop()  # a camera's frames go in order, one per batch
+                    break
                 try:
-                    item.result = identify(item.result)
-                    item.events = item.result.events
+                    item = self._q_identify.get_nowait()
+                except queue.Empty:
+                    break
+            if self.identity_stage and not failed and batch:
+                try:
+                    self._identify(batch)
                 except BaseException as exc:
                     failed = True  # keep draining so the stages before never wait on a dead one
                     self._fail("identify", exc)
-                timer.add(time.perf_counter() - started)
-            _put(self._q_events, item)
+            for ready in batch:
+                _put(self._q_events, ready)
+        _put(self._q_events, _DONE)
+
+    def _identify(self, batch: list[Item]) -> None:
+        started = time.perf_counter()
+        plans = []
+        for item in batch:
+            pipeline = item.camera.pipeline
+            if item.result is None:  # tracks ended by the end of the stream or a drop: identities remember them
+                ended = [int(e["track_id"]) for e in item.ended_events if e["type"] == "track_end"]
+                pipeline.close_tracks(ended, item.camera.last[1])
+                continue
+            plans.append((item, pipeline.plan(item.result)))
+        crops = [plan.crops for _, plan in plans if plan is not None and len(plan.crops)]
+        vectors = None
+        embed_seconds = 0.0
+        if crops and self.embedder is not None:
+            embed_started = time.perf_counter()
+            vectors = self.embedder.embed_crops(np.concatenate(crops))
+            embed_seconds = time.perf_counter() - embed_started
+            self.timers["embed"].add(embed_seconds)
+        offset = 0
+        for item, plan in plans:
+            count = len(plan.crops) if plan is not None else 0
+            assert item.result is not None
+            mine = vectors[offset:offset + count] if vectors is not None and count else None
+            item.camera.pipeline.apply(item.result, plan, mine)
+            offset += count
+        self.timers["identify"].add(time.perf_counter() - started - embed_seconds)
 
     def _events_loop(self) -> None:
         """Events out first (file, alerts, callbacks): they are small and what most users wait for."""

@@ -32,12 +32,13 @@ class Publisher(Protocol):
     def describe(self) -> str: ...
 
 
-def is_known(event: Event) -> bool:
-    """Whether an identity event names a gallery person (not an anonymous `unknown-N`)."""
-    if "known" in event:
-        return bool(event["known"])
+def decision(event: Event) -> str | None:
+    """"known" or "unknown" for an identity event that decides; None while undecided or in conflict."""
+    state = event.get("state")
+    if state is not None:
+        return state if state in ("known", "unknown") else None
     name = event.get("identity")
-    return bool(name) and not str(name).startswith("unknown")
+    return None if not name else ("unknown" if str(name).startswith("unknown") else "known")
 
 
 def now_iso() -> str:
@@ -57,9 +58,11 @@ class AlertRouter:
     def handle(self, camera: str, event: Event) -> None:
         kind = event.get("type")
         if kind == "identity":
-            known = is_known(event)
+            decided = decision(event)
+            known = decided == "known"
             self._names[(camera, int(event["track_id"]))] = (event.get("identity"), known)
-            self._send(camera, "identity" if known else "unknown", event)
+            if decided is not None:  # a track going back to undecided, or torn between two, is no news yet
+                self._send(camera, "identity" if known else "unknown", event)
         elif kind == "track_start" and not self.identity_stage:
             self._send(camera, "unknown", event)
         elif kind == "track_end":

@@ -101,8 +101,10 @@ class RtspServer:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if line.strip() != "ready":
+            process = self.process
             self.stop()
-            pytest.fail(f"the RTSP server did not start: {line} {self.process.stderr.read() if self.process.stderr else ''}")
+            errors = process.stderr.read() if process.stderr else ""
+            pytest.fail(f"the RTSP server did not start: {line} {errors}")
         return self
 
     def stop(self) -> None:
