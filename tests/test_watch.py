@@ -11,7 +11,8 @@ import pytest
 from facetrack.config import load_config
 from facetrack.errors import FacetrackError
 from facetrack.live import CameraSpec, LiveRunner, name_sources
-from facetrack.sources import parse_source, redact
+from facetrack.pipeline import Pipeline
+from facetrack.sources import FileSource, parse_source, redact
 from tests.conftest import run_cli
 from tests.servers import free_port
 
@@ -85,6 +86,28 @@ def test_python_api_callbacks_see_every_result_and_event(clip_path: Path, fast_d
     runner.run()
     assert results == list(range(40))
     assert {"frame", "track_start", "track_end"} <= kinds
+
+
+def test_threaded_runner_gives_the_events_of_the_sequential_pipeline(clip_path: Path, fast_detector_path: Path,
+                                                                      recognizer_path: Path,
+                                                                      gallery_dir: Path) -> None:
+    """Stages in their own threads (identity batched across cameras) change nothing for a file."""
+    config = load_config(overrides={"models": {"detector": fast_detector_path, "recognizer": recognizer_path},
+                                    "identity": {"gallery": gallery_dir}})
+    source = FileSource(clip_path)
+    pipeline = Pipeline(config, frame_rate=float(source.info.fps))
+    expected = []
+    for frame in source:
+        expected += pipeline.process(frame).events
+    expected += pipeline.finish(frame.index, frame.pts)
+    source.close()
+    threaded: list[dict] = []
+    runner = LiveRunner(config, [CameraSpec("cam", str(clip_path))], detector=pipeline.detector,
+                        on_event=lambda camera, event: threaded.append({k: v for k, v in event.items()
+                                                                        if k != "camera"}))
+    runner.run()
+    assert any(e["type"] == "identity" for e in expected)
+    assert threaded == expected
 
 
 def _one_line_error(result, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ endpoint going down is said once, and once when it is back.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -39,11 +40,26 @@ def check_webhook_url(url: str) -> str:
     return url
 
 
+def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """`https://user:pass@host/…` → the URL without them and a Basic Authorization header."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.username:
+        return url, {}
+    user = urllib.parse.unquote(parts.username)
+    password = urllib.parse.unquote(parts.password or "")
+    netloc = parts.hostname or ""
+    netloc = f"[{netloc}]" if ":" in netloc else netloc
+    if parts.port:
+        netloc += f":{parts.port}"
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
+
+
 class WebhookSink:
     name = "webhook"
 
     def __init__(self, url: str, config: WebhookConfig) -> None:
-        self.url = check_webhook_url(url)
+        self.url, self._headers = _split_credentials(check_webhook_url(url))
         self.label = redact(url).split("?", 1)[0]  # a query string often carries a token
         self.config = config
         self.sent = 0
@@ -112,8 +128,8 @@ class WebhookSink:
             delay = min(delay * 2, _MAX_BACKOFF)
 
     def _post(self, body: bytes) -> tuple[Outcome, str]:
-        request = urllib.request.Request(self.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json", "User-Agent": "facetrack"})
+        request = urllib.request.Request(self.url, data=body, method="POST", headers={
+            "Content-Type": "application/json", "User-Agent": "facetrack", **self._headers})
         try:
             with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
                 response.read()

@@ -132,12 +132,12 @@ def mosquitto_path() -> str | None:
 
 
 @contextmanager
-def mosquitto(tmp_path: Path) -> Iterator[int]:
-    """A Mosquitto broker on a free loopback port; yields the port."""
+def mosquitto(tmp_path: Path, port: int | None = None) -> Iterator[int]:
+    """A Mosquitto broker on loopback (a free port unless given); yields the port."""
     binary = mosquitto_path()
     if binary is None:
         unavailable("no MQTT broker: mosquitto is not installed")
-    port = free_port()
+    port = port or free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -198,7 +198,8 @@ class WebhookReceiver:
                     self.send_response(503)
                     self.end_headers()
                     return
-                receiver.posts.append({"content_type": self.headers.get("Content-Type"), **json.loads(body)})
+                receiver.posts.append({"content_type": self.headers.get("Content-Type"),
+                                       "authorization": self.headers.get("Authorization"), **json.loads(body)})
                 self.send_response(204)
                 self.end_headers()
 
