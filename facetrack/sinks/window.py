@@ -49,7 +49,7 @@ class Windows:
     def show(self, camera: str, image: np.ndarray, lines: list[str]) -> None:
         title = f"facetrack: {camera}"
         if title not in self._open:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
             cv2.resizeWindow(title, image.shape[1], image.shape[0])
             self._open.add(title)
         cv2.imshow(title, draw_overlay(image, lines))
