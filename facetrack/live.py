@@ -498,6 +498,8 @@ class LiveRunner:
         for camera in self.cameras:
             camera.reader = ThreadedReader(camera.source, max_queue=live_cfg.queue_size, latest_only=camera.live,
                                            on_frame=self._frame_ready)
+            if self._stopping.is_set():  # stop() came before run()
+                camera.reader.stop()
         threads = [threading.Thread(target=self._detect_loop, name="detect+track", daemon=True),
                    threading.Thread(target=self._identify_loop, name="identify", daemon=True),
                    threading.Thread(target=self._events_loop, name="events", daemon=True)]
@@ -635,8 +637,7 @@ class LiveRunner:
                 latency_ms=latency_summary(counters.latency, since),
             ))
         stages = {name: stage_summary(timer) for name, timer in self.timers.items() if timer.calls}
-        queues = {f"decode:{c.name}": (c.reader._queue.qsize(), c.reader._queue.maxsize)  # noqa: SLF001
-                  for c in self.cameras if c.reader is not None}
+        queues = {f"decode:{c.name}": c.reader.depth() for c in self.cameras if c.reader is not None}
         queues["identify"] = (self._q_identify.qsize(), self._q_identify.maxsize)
         queues["events"] = (self._q_events.qsize(), self._q_events.maxsize)
         if self._render:

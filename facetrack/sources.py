@@ -509,6 +509,10 @@ class ThreadedReader:
 
     END = _END
 
+    def depth(self) -> tuple[int, int]:
+        """Frames waiting, and how many the queue holds."""
+        return self._queue.qsize(), self._queue.maxsize
+
     def stop(self) -> None:
         """Stop decoding; the reader then queues its end marker."""
         self._stop.set()

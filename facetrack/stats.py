@@ -40,7 +40,8 @@ class CameraCounters:
         self.latency: deque[tuple[float, float]] = deque(maxlen=3000)  # (when, frame arrival → event written)
 
     def fps(self, now: float) -> float:
-        recent = [t for t in self.arrivals if now - t < 5.0]
+        # list() copies in one step under the GIL: another thread appends to these deques meanwhile.
+        recent = [t for t in list(self.arrivals) if now - t < 5.0]
         if len(recent) < 2 or recent[-1] <= recent[0]:
             return 0.0
         return (len(recent) - 1) / (recent[-1] - recent[0])
@@ -101,7 +102,7 @@ def rss_mb() -> float | None:
 
 
 def latency_summary(samples: deque[tuple[float, float]], since: float) -> tuple[float, float, float] | None:
-    values = np.array([v for t, v in samples if t >= since])
+    values = np.array([v for t, v in list(samples) if t >= since])
     if not len(values):
         return None
     p50, p95 = np.percentile(values, [50, 95])
@@ -109,7 +110,7 @@ def latency_summary(samples: deque[tuple[float, float]], since: float) -> tuple[
 
 
 def stage_summary(timer: StageTimer) -> tuple[int, float, float]:
-    values = np.array(timer.recent)
+    values = np.array(list(timer.recent))
     if not len(values):
         return timer.calls, 0.0, 0.0
     return timer.calls, float(values.mean()) * 1000, float(np.percentile(values, 95)) * 1000
