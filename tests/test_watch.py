@@ -110,6 +110,35 @@ def test_threaded_runner_gives_the_events_of_the_sequential_pipeline(clip_path: 
     assert threaded == expected
 
 
+def test_http_video_is_read_like_a_file(tmp_path: Path, clip_path: Path, fast_detector_path: Path) -> None:
+    """An http:// URL of a video with a length: every frame in order, with the stream's own timestamps."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    with av.open(str(clip_path)) as src, av.open(str(tmp_path / "clip.mkv"), "w") as dst:  # readable front to back
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    events = tmp_path / "e.jsonl"
+    try:
+        result = run_cli("watch", f"http://127.0.0.1:{server.server_address[1]}/clip.mkv", "--events", events,
+                         "--detector", fast_detector_path, "--max-frames", "60")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    frames = [e for e in _events(events) if e["type"] == "frame"]
+    assert [e["frame"] for e in frames] == list(range(60))
+    assert frames[0]["pts"] > 0.8  # the clip's first timestamp, not the arrival time
+
+
 def _one_line_error(result, message: str) -> None:  # type: ignore[no-untyped-def]
     assert result.returncode == 2, result.stderr
     assert message in result.stderr, result.stderr
