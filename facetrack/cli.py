@@ -144,6 +144,7 @@ def watch(
     recognizer: RecognizerOpt = None,
     pack: PackOpt = None,
     providers: ProvidersOpt = None,
+    require_gpu: RequireGpuOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Watch live cameras (or files): track and identify faces, write events, record, show, send alerts.
@@ -157,7 +158,7 @@ def watch(
     from facetrack.stats import StatsReport, render_report
 
     _setup_logging(verbose)
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
     if duration is not None and duration <= 0:
         raise FacetrackError("--duration must be a positive number of seconds")
     if max_frames is not None and max_frames <= 0:

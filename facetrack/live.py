@@ -244,11 +244,8 @@ class LiveRunner:
         return {name: record.with_name(f"{record.stem}_{name}{record.suffix or '.mp4'}") for name in names}
 
     def _open_sources(self, cameras: list[CameraSpec]) -> list[Source]:
-        live = self.config.live
-
         def open_one(spec: CameraSpec) -> Source:
-            return open_source(spec.url, spec.name, live.open_timeout, live.read_timeout, live.rtsp_transport,
-                               live.reconnect_initial, live.reconnect_max)
+            return open_source(spec.url, spec.name, self.config.live, self.config.decode.hwaccel)
 
         # Opened side by side: a few cameras that each take seconds to probe do not add up.
         with ThreadPoolExecutor(max_workers=min(8, len(cameras))) as pool:

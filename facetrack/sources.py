@@ -27,6 +27,7 @@ import av
 import numpy as np
 from av.codec.hwaccel import HWAccel, hwdevices_available
 
+from facetrack.config import LiveConfig
 from facetrack.errors import FacetrackError
 
 log = logging.getLogger(__name__)
@@ -256,16 +257,20 @@ class StreamSource:
     their own timestamps and it ends at its end (`live` is False).
     """
 
-    def __init__(self, spec: SourceSpec, source_id: str = "0", open_timeout: float = 10.0,
-                 read_timeout: float = 5.0, rtsp_transport: str = "tcp", reconnect_initial: float = 0.5,
-                 reconnect_max: float = 30.0) -> None:
+    def __init__(self, spec: SourceSpec, source_id: str = "0", live: LiveConfig | None = None,
+                 hwaccel: HWAccelMode = "none") -> None:
+        live = live or LiveConfig()
         self.spec = spec
         self.source_id = source_id
-        self.open_timeout = open_timeout
-        self.read_timeout = read_timeout
-        self.rtsp_transport = rtsp_transport
-        self.reconnect_initial = reconnect_initial
-        self.reconnect_max = reconnect_max
+        self.open_timeout = live.open_timeout
+        self.read_timeout = live.read_timeout
+        self.rtsp_transport = live.rtsp_transport
+        self.reconnect_initial = live.reconnect_initial
+        self.reconnect_max = live.reconnect_max
+        # Network video (H.264/HEVC) can decode on the GPU; a webcam's raw or MJPEG frames gain nothing.
+        wants_gpu = spec.kind == "stream" and (hwaccel == "cuda" or (hwaccel == "auto"
+                                                                     and "cuda" in hardware_decoders()))
+        self._hwaccel = HWAccel(device_type="cuda") if wants_gpu else None
         self.reconnects = 0  # successful reopenings after a drop
         self.downtime = 0.0  # seconds spent without a stream, summed over drops
         self.last_reconnect_seconds: float | None = None  # how long the latest drop lasted
@@ -298,8 +303,7 @@ class StreamSource:
         label = self.spec.label
         started = time.monotonic()
         try:
-            container = av.open(self.spec.target, mode="r", format=self.spec.format, options=self._options(),
-                                timeout=(self.open_timeout, self.read_timeout))
+            container = self._open_container()
         except FileNotFoundError:
             if self.spec.kind == "webcam":
                 raise FacetrackError(f"camera {label} not found: check it is plugged in "
@@ -320,6 +324,23 @@ class StreamSource:
         stream.thread_type = "AUTO"
         self.connected = True
         return container
+
+    def _open_container(self) -> av.container.InputContainer:
+        def open_with(hwaccel: HWAccel | None) -> av.container.InputContainer:
+            return av.open(self.spec.target, mode="r", format=self.spec.format, options=self._options(),
+                           timeout=(self.open_timeout, self.read_timeout), hwaccel=hwaccel)
+
+        if self._hwaccel is not None:
+            try:
+                return open_with(self._hwaccel)
+            except av.error.FFmpegError as exc:
+                container = open_with(None)  # the stream is fine: the GPU decoder is not
+                self._hwaccel = None
+                _say_once(logging.WARNING, f"hardware decoding is not available for {self.spec.label} "
+                                           f"({redact(getattr(exc, 'strerror', None) or type(exc).__name__)}): "
+                                           "decoding in software")
+                return container
+        return open_with(None)
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
@@ -399,15 +420,13 @@ class StreamSource:
 Source = FileSource | StreamSource
 
 
-def open_source(text: str, source_id: str = "0", open_timeout: float = 10.0, read_timeout: float = 5.0,
-                rtsp_transport: str = "tcp", reconnect_initial: float = 0.5,
-                reconnect_max: float = 30.0) -> Source:
+def open_source(text: str, source_id: str = "0", live: LiveConfig | None = None,
+                hwaccel: HWAccelMode = "none") -> Source:
     """Open a file, webcam or stream named the way a user writes it on the command line."""
     spec = parse_source(text)
     if spec.kind == "file":
-        return FileSource(spec.target, source_id)
-    return StreamSource(spec, source_id, open_timeout, read_timeout, rtsp_transport, reconnect_initial,
-                        reconnect_max)
+        return FileSource(spec.target, source_id, hwaccel)
+    return StreamSource(spec, source_id, live, hwaccel)
 
 
 def is_live(source: Source) -> bool:
