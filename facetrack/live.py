@@ -411,6 +411,10 @@ class LiveRunner:
                 started = time.perf_counter()
                 try:
                     self._emit(item)
+                except BrokenPipeError:  # `--events -` piped into a program that has quit: the run ends with it
+                    failed = True
+                    log.warning("the events output was closed: stopping")
+                    self.stop("events closed")
                 except BaseException as exc:
                     failed = True
                     self._fail("events", exc)
