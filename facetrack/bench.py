@@ -47,7 +47,7 @@ from facetrack.pipeline import Pipeline, StageTimes, load_identity_models
 from facetrack.sinks.drawing import IDENTITY, FrameAnnotator
 from facetrack.sinks.events import EventWriter
 from facetrack.sinks.video import VideoWriter
-from facetrack.sources import FileSource, Frame, ThreadedReader, VideoInfo
+from facetrack.sources import FileSource, Frame, HWAccelMode, ThreadedReader, VideoInfo
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -270,13 +270,13 @@ class FloorRunner(Runner):
             return self.detector.detect(frame.image)
 
 
-def _sequential(runner: Runner, path: Path, max_frames: int | None, memory: PeakMemory,
+def _sequential(runner: Runner, path: Path, hwaccel: HWAccelMode, max_frames: int | None, memory: PeakMemory,
                 progress: Progress | None) -> RunResult:
     """One run on its own: threaded decoding → the runner per frame; wall time from the first frame asked for
     to the last output closed."""
     memory.start()
     started = time.perf_counter()
-    source = FileSource(path)
+    source = FileSource(path, hwaccel=hwaccel)
     reader = ThreadedReader(source)
     try:
         for frame in itertools.islice(reader, max_frames):
@@ -291,7 +291,7 @@ def _sequential(runner: Runner, path: Path, max_frames: int | None, memory: Peak
                      runner.embeddings(), memory.peak_mb())
 
 
-def _interleaved(runners: list[Runner], path: Path, max_frames: int | None, memory: PeakMemory,
+def _interleaved(runners: list[Runner], path: Path, hwaccel: HWAccelMode, max_frames: int | None, memory: PeakMemory,
                  progress: Progress | None, block: int = INTERLEAVE_BLOCK) -> list[RunResult]:
     """All runs on the same decoded frames, taking turns on blocks of `block` frames (who goes first rotates).
 
@@ -302,7 +302,7 @@ def _interleaved(runners: list[Runner], path: Path, max_frames: int | None, memo
     """
     memory.start()
     spent = dict.fromkeys((r.name for r in runners), 0.0)
-    source = FileSource(path)
+    source = FileSource(path, hwaccel=hwaccel)
     frames = itertools.islice(iter(source), max_frames)
     done = 0
     try:
@@ -343,12 +343,12 @@ def _keep_fastest(result: BenchResult, measured: list[RunResult], as_one: bool) 
         result.runs[name].fps_all = fps_all
 
 
-def _warm_up(path: Path, detector: FaceDetector, embedder: FaceEmbedder) -> None:
+def _warm_up(path: Path, hwaccel: HWAccelMode, detector: FaceDetector, embedder: FaceEmbedder) -> None:
     """First inferences and the first read of the file are slow; none of the runs should pay for them."""
     with path.open("rb") as handle:
         while handle.read(1 << 22):
             pass
-    source = FileSource(path)
+    source = FileSource(path, hwaccel=hwaccel)
     try:
         frame = next(iter(source), None)
     finally:
@@ -373,14 +373,14 @@ def run_bench(config: FacetrackConfig, input_path: Path, max_frames: int | None 
         raise FacetrackError(f"--frames must be 1 or more, got {max_frames}")
     if repeat < 1:
         raise FacetrackError(f"--repeat must be 1 or more, got {repeat}")
-    probe = FileSource(input_path)  # a bad input fails before any model loads
+    probe = FileSource(input_path, hwaccel=config.decode.hwaccel)  # a bad input fails before any model loads
     info = probe.info
     probe.close()
     memory = PeakMemory()
     detector = FaceDetector(resolve_model("detector", config.models), config.detector, config.runtime)
     embedder, gallery = load_identity_models(config, detector)
     twin = is_speed_twin(embedder) if speed_twin is None else speed_twin
-    _warm_up(input_path, detector, embedder)
+    _warm_up(input_path, config.decode.hwaccel, detector, embedder)
     result = BenchResult(
         input=str(input_path), width=info.width, height=info.height, frames=0, detector=detector.model_path.name,
         recognizer=embedder.model_path.name, providers=list(detector.session.get_providers()),
@@ -393,14 +393,15 @@ def run_bench(config: FacetrackConfig, input_path: Path, max_frames: int | None 
         lambda video_dir: FloorRunner(config, info, video_dir, detector),
     ]
 
+    hwaccel = config.decode.hwaccel
     with tempfile.TemporaryDirectory(prefix="facetrack-bench-") as scratch:
         video_dir = Path(scratch) if video else None
         for _ in range(repeat):
             if interleave:
-                measured = _interleaved([make(video_dir) for make in makers], input_path, max_frames, memory,
-                                        progress)
+                measured = _interleaved([make(video_dir) for make in makers], input_path, hwaccel, max_frames,
+                                        memory, progress)
             else:  # each run is built just before it runs, so its peak memory is its own
-                measured = [_sequential(make(video_dir), input_path, max_frames, memory, progress)
+                measured = [_sequential(make(video_dir), input_path, hwaccel, max_frames, memory, progress)
                             for make in makers]
             _keep_fastest(result, measured, as_one=interleave)
     result.frames = result.runs["facetrack"].frames

@@ -19,6 +19,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Who is on camera, live: detect, track and identify faces in video.")
 models_app = typer.Typer(no_args_is_help=True, help="List, download and verify model packs.")
 app.add_typer(models_app, name="models")
+gallery_app = typer.Typer(no_args_is_help=True, help="Build and edit a gallery of enrolled people.")
+app.add_typer(gallery_app, name="gallery")
 
 console = Console(stderr=True)
 out = Console()
@@ -29,6 +31,8 @@ RecognizerOpt = Annotated[Path | None, typer.Option("--recognizer", help="ArcFac
 PackOpt = Annotated[str | None, typer.Option("--pack", help="Model pack: buffalo_l, buffalo_s, buffalo_sc.")]
 ProvidersOpt = Annotated[str | None, typer.Option(
     "--providers", help="auto, cpu, cuda, tensorrt, or a comma-separated list.")]
+RequireGpuOpt = Annotated[bool, typer.Option(
+    "--require-gpu", help="Refuse to run when no GPU provider starts, instead of warning and using the CPU.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what runs where.")]
 GalleryOpt = Annotated[Path | None, typer.Option(
     "--gallery", "-g", help="Gallery: a folder of per-person photo folders, or a .db built from one.")]
@@ -36,6 +40,7 @@ GalleryOpt = Annotated[Path | None, typer.Option(
 
 def build_config(config: Path | None, detector: Path | None = None, recognizer: Path | None = None,
                  pack: str | None = None, providers: str | None = None, gallery: Path | None = None,
+                 require_gpu: bool | None = None,
                  extra: dict[str, Any] | None = None) -> FacetrackConfig:
     """The config file with CLI flags laid over it (a flag always wins)."""
     provider_list: str | list[str] | None = None
@@ -43,7 +48,7 @@ def build_config(config: Path | None, detector: Path | None = None, recognizer: 
         provider_list = "auto" if providers == "auto" else [p.strip() for p in providers.split(",") if p.strip()]
     overrides: dict[str, Any] = {
         "models": {"detector": detector, "recognizer": recognizer, "pack": pack},
-        "runtime": {"providers": provider_list},
+        "runtime": {"providers": provider_list, "require_gpu": require_gpu or None},  # unset flag: the file decides
         "identity": {"gallery": gallery},
     }
     for section, values in (extra or {}).items():
@@ -69,6 +74,7 @@ def annotate(
     recognizer: RecognizerOpt = None,
     pack: PackOpt = None,
     providers: ProvidersOpt = None,
+    require_gpu: RequireGpuOpt = False,
     timeline: Annotated[Path | None, typer.Option(
         "--timeline", help="Also draw who was on screen when (.png, .svg or .pdf).")] = None,
     verbose: VerboseOpt = False,
@@ -79,7 +85,8 @@ def annotate(
     """
     import tempfile
 
-    from facetrack.pipeline import annotate_file
+    from facetrack.models.runtime import describe_providers
+    from facetrack.pipeline import Pipeline, annotate_file
     from facetrack.sinks.video import check_writable
     from facetrack.sources import FileSource
 
@@ -88,10 +95,14 @@ def annotate(
         raise FacetrackError("nothing to write: pass -o OUTPUT.mp4, --events EVENTS.jsonl and/or --timeline T.png")
     if timeline is not None:
         check_writable(timeline, flag="--timeline")
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
     probe = FileSource(input)  # fail on a bad input before loading any model
-    total = probe.info.frame_count or None
+    total, fps = probe.info.frame_count or None, float(probe.info.fps)
     probe.close()
+    if output is not None:
+        check_writable(output)
+    pipeline = Pipeline(cfg, frame_rate=fps)  # models load (and TensorRT engines build) before the progress bar
+    console.print(describe_providers(), highlight=False)
     columns = [TextColumn("[bold]annotate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]} fps"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as progress:
@@ -105,7 +116,7 @@ def annotate(
         with tempfile.TemporaryDirectory() as scratch:
             # The timeline is drawn from the events; without --events they go to a scratch file.
             events_path = events if events is not None or timeline is None else Path(scratch) / "events.jsonl"
-            summary = annotate_file(cfg, input, output, events_path, on_frame=on_frame)
+            summary = annotate_file(cfg, input, output, events_path, on_frame=on_frame, pipeline=pipeline)
             if timeline is not None:
                 _draw_annotate_timeline(events_path, timeline, input)
     written = ", ".join(str(p) for p in (output, events, timeline) if p is not None)
@@ -132,6 +143,108 @@ def _draw_annotate_timeline(events_path: Path, timeline: Path, input: Path) -> N
     fps = 1.0 / sorted(steps)[len(steps) // 2] if steps and sorted(steps)[len(steps) // 2] > 0 else None
     draw_timeline(rows_from_events(frames), timeline, fps=fps, title=f"who was on screen: {input.name}",
                   frame_range=(frames[0]["frame"], frames[-1]["frame"]))
+
+
+@app.command()
+def watch(
+    sources: Annotated[list[str] | None, typer.Argument(
+        help="Cameras to watch: rtsp://…, http(s)://…, a webcam (0, /dev/video0), a video file; NAME=SOURCE "
+             "names one (default cam0, cam1, …). Without any, the config's cameras: list.",
+        show_default=False)] = None,
+    display: Annotated[bool, typer.Option("--display", help="Show a live window per camera (q quits).")] = False,
+    events: Annotated[str | None, typer.Option(
+        "--events", help="JSON Lines events file to write ('-' for stdout).")] = None,
+    record: Annotated[Path | None, typer.Option(
+        "--record", help="Annotated video to write (.mp4); with several cameras OUT_<camera>.mp4 each.")] = None,
+    mqtt: Annotated[str | None, typer.Option(
+        "--mqtt", help="Publish alerts to an MQTT broker: mqtt://host:1883 (user:pass@host also works).")] = None,
+    webhook: Annotated[str | None, typer.Option("--webhook", help="POST alerts as JSON to this http(s) URL.")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds.")] = None,
+    max_frames: Annotated[int | None, typer.Option(
+        "--max-frames", help="Stop each camera after this many processed frames.")] = None,
+    stats: Annotated[Path | None, typer.Option(
+        "--stats", help="Also append every stats report to this JSON Lines file.")] = None,
+    gallery: GalleryOpt = None,
+    config: ConfigOpt = None,
+    detector: DetectorOpt = None,
+    recognizer: RecognizerOpt = None,
+    pack: PackOpt = None,
+    providers: ProvidersOpt = None,
+    require_gpu: RequireGpuOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Watch live cameras (or files): track and identify faces, write events, record, show, send alerts.
+
+    Identity runs when a gallery or a recognizer is given; the models and the gallery are shared by all cameras.
+    """
+    import json
+
+    from facetrack.live import CameraSpec, LiveRunner, name_sources
+    from facetrack.sinks.alerts import Publisher
+    from facetrack.stats import StatsReport, render_report
+
+    _setup_logging(verbose)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
+    if duration is not None and duration <= 0:
+        raise FacetrackError("--duration must be a positive number of seconds")
+    if max_frames is not None and max_frames <= 0:
+        raise FacetrackError("--max-frames must be a positive number of frames")
+    cameras = name_sources(sources) if sources else [CameraSpec(c.name, c.url) for c in cfg.cameras]
+    if stats is not None:
+        from facetrack.sinks.video import check_writable
+
+        check_writable(stats, "--stats")
+    publishers: list[Publisher] = []
+    mqtt_url = mqtt or cfg.mqtt.url
+    webhook_url = webhook or cfg.webhook.url
+    if mqtt_url:
+        from facetrack.sinks.mqtt import parse_mqtt_url
+
+        parse_mqtt_url(mqtt_url)  # a malformed URL fails before anything starts
+    if webhook_url:
+        from facetrack.sinks.webhook import check_webhook_url
+
+        check_webhook_url(webhook_url)
+    if mqtt_url:
+        from facetrack.sinks.mqtt import MqttPublisher
+
+        publishers.append(MqttPublisher(mqtt_url, cfg.mqtt))
+    if webhook_url:
+        from facetrack.sinks.webhook import WebhookSink
+
+        publishers.append(WebhookSink(webhook_url, cfg.webhook))
+    try:
+        runner = LiveRunner(cfg, cameras, events=events, record=record, display=display, publishers=publishers,
+                            max_frames=max_frames)
+    except BaseException:
+        for publisher in publishers:
+            publisher.close(timeout=0.5)
+        raise
+    labels = ", ".join(f"{c.name} ({r.source})" for c, r in zip(cameras, runner.report().cameras, strict=True))
+    console.print(f"[bold]watching[/] {labels}" + (f" for {duration:g} s" if duration else "")
+                  + " — Ctrl-C stops", highlight=False)
+    stats_file = open(stats, "a", encoding="utf-8") if stats is not None else None  # noqa: SIM115
+
+    def on_stats(report: StatsReport) -> None:
+        console.print(render_report(report), highlight=False)
+        if stats_file is not None:
+            stats_file.write(json.dumps(report.as_dict()) + "\n")
+            stats_file.flush()
+
+    try:
+        summary = runner.run(duration=duration, on_stats=on_stats)
+        if stats_file is not None:
+            stats_file.write(json.dumps({**summary.report.as_dict(), "final": True,
+                                         "stop_reason": summary.stop_reason}) + "\n")
+    finally:
+        if stats_file is not None:
+            stats_file.close()
+    console.print(render_report(summary.report, title="facetrack watch: final"), highlight=False)
+    written = ", ".join(str(p) for p in [*([events] if events not in (None, "-") else []), *summary.recordings])
+    console.print(f"[bold green]done[/] ({summary.stop_reason}): {summary.frames} frames in {summary.seconds:.1f} s"
+                  + (f" → {written}" if written else ""), highlight=False)
+    if summary.errors:
+        raise FacetrackError("; ".join(summary.errors) + "; the outputs hold the frames before it", exit_code=3)
 
 
 def _print_stage_table(stage_seconds: dict[str, float], wall: float) -> None:
@@ -200,6 +313,7 @@ def bench(
     recognizer: RecognizerOpt = None,
     pack: PackOpt = None,
     providers: ProvidersOpt = None,
+    require_gpu: RequireGpuOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Measure facetrack's fps next to the naive baseline (embed every face) and the detector floor."""
@@ -207,7 +321,7 @@ def bench(
     from facetrack.sources import FileSource
 
     _setup_logging(verbose)
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
     probe = FileSource(input)
     total = min(frames, probe.info.frame_count) if frames and probe.info.frame_count else (
         frames or probe.info.frame_count or None)
@@ -230,6 +344,33 @@ def bench(
         out.print_json(result.to_json())
     else:
         out.print(bench_table(result))
+
+
+@app.command()
+def doctor(config: ConfigOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False) -> None:
+    """Check what the models would run on: onnxruntime, its providers, the GPU libraries, hardware decoding."""
+    from facetrack.models.runtime import diagnose
+    from facetrack.sources import hardware_decoders
+
+    cfg = build_config(config, providers=providers, require_gpu=require_gpu)
+    report = diagnose(cfg.runtime)
+    cuda = f", built for CUDA {report.cuda_version}" if report.cuda_version else ""
+    out.print(f"onnxruntime      {report.package} {report.version}{cuda}", highlight=False)
+    out.print(f"installed        {', '.join(f'{n} {v}' for n, v in report.distributions.items()) or '?'}",
+              highlight=False)
+    out.print(f"offered          {', '.join(report.available)}", highlight=False)
+    out.print(f"auto resolves to {', '.join(report.auto)}", highlight=False)
+    out.print(f"configured       {', '.join(report.asked)}", highlight=False)
+    out.print(f"running          {', '.join(report.running)}  ({'GPU' if report.gpu else 'CPU only'})",
+              highlight=False)
+    out.print(f"TensorRT cache   {report.tensorrt_cache} ({report.engines} engines)", highlight=False)
+    out.print(f"FFmpeg hw decode {', '.join(hardware_decoders()) or 'none'} (decode.hwaccel: {cfg.decode.hwaccel})",
+              highlight=False)
+    for problem in report.problems:
+        console.print(f"[yellow]warning[/]: {problem}", highlight=False, soft_wrap=True)
+    if cfg.runtime.require_gpu and not report.gpu:
+        raise FacetrackError("no GPU provider starts here and --require-gpu is set: "
+                             + (report.problems[0] if report.problems else "see the warnings above"))
 
 
 @models_app.command("list")
@@ -277,6 +418,128 @@ def models_verify(pack: Annotated[str, typer.Argument(help="Pack name.")] = "buf
     if bad:
         raise FacetrackError(f"pack {pack}: " + ", ".join(f"{r.model.name} {r.status}" for r in bad)
                              + f" (run `facetrack models download {pack}`)")
+
+
+def _enroller(cfg: FacetrackConfig):  # type: ignore[no-untyped-def]
+    from facetrack.detect import FaceDetector
+    from facetrack.embed import FaceEmbedder
+    from facetrack.gallery import Enroller
+    from facetrack.models.registry import resolve_model
+
+    detector = FaceDetector(resolve_model("detector", cfg.models), cfg.detector, cfg.runtime)
+    embedder = FaceEmbedder(resolve_model("recognizer", cfg.models), cfg.runtime, cfg.embedding.max_batch)
+    return Enroller(detector, embedder)
+
+
+@gallery_app.command("build")
+def gallery_build(
+    folder: Annotated[Path, typer.Argument(help="Folder with one sub-folder of photos per person.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Gallery file to write (.db).")],
+    config: ConfigOpt = None, detector: DetectorOpt = None, recognizer: RecognizerOpt = None,
+    pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
+) -> None:
+    """Build a gallery from FOLDER/<person>/*.jpg (the person's name is the folder name)."""
+    from facetrack.gallery import GalleryStore, enroll_folder
+
+    _setup_logging(False)
+    enroller = _enroller(build_config(config, detector, recognizer, pack, providers, require_gpu=require_gpu))
+    store = GalleryStore(output)
+    store.build(enroll_folder(folder, enroller), enroller.embedder)
+    people = store.people()
+    out.print(f"{output}: {len(people)} people, {sum(people.values())} templates ({enroller.embedder.name})")
+
+
+@gallery_app.command("add")
+def gallery_add(
+    gallery: Annotated[Path, typer.Argument(help="Gallery file (.db); created if missing.")],
+    name: Annotated[str, typer.Argument(help="The person's name.")],
+    photos: Annotated[list[Path], typer.Argument(help="Photos of the person, one face each.")],
+    config: ConfigOpt = None, detector: DetectorOpt = None, recognizer: RecognizerOpt = None,
+    pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
+) -> None:
+    """Add photos of a person (all of them, or none if one is refused)."""
+    from facetrack.gallery import GalleryStore
+
+    enroller = _enroller(build_config(config, detector, recognizer, pack, providers, require_gpu=require_gpu))
+    templates = [enroller.template(photo) for photo in photos]  # a refused photo stops before any write
+    store = GalleryStore(gallery)
+    store.add(name, templates, enroller.embedder)
+    out.print(f"{name}: {store.people()[name]} templates in {gallery}")
+
+
+@gallery_app.command("remove")
+def gallery_remove(gallery: Annotated[Path, typer.Argument(help="Gallery file (.db).")],
+                   name: Annotated[str, typer.Argument(help="The person to delete.")]) -> None:
+    """Delete a person and every template of theirs from the file (nothing of them is left in it)."""
+    from facetrack.gallery import GalleryStore
+
+    removed = GalleryStore(gallery).remove(name)
+    out.print(f"removed {name} ({removed} templates) from {gallery}")
+
+
+@gallery_app.command("list")
+def gallery_list(gallery: Annotated[Path, typer.Argument(help="Gallery file (.db).")]) -> None:
+    """The people in a gallery and their number of templates."""
+    from facetrack.gallery import GalleryStore
+
+    store = GalleryStore(gallery)
+    meta = store.meta()
+    table = Table(title=f"{gallery} (recognizer {meta.get('model_name', '?')})")
+    table.add_column("person")
+    table.add_column("templates", justify="right")
+    for person, count in store.people().items():
+        table.add_row(person, str(count))
+    out.print(table)
+
+
+@app.command()
+def identify(
+    images: Annotated[list[Path], typer.Argument(help="Still images.")],
+    gallery: Annotated[Path, typer.Option("--gallery", "-g", help="Photo folder or .db gallery.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    config: ConfigOpt = None, detector: DetectorOpt = None, recognizer: RecognizerOpt = None,
+    pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
+) -> None:
+    """Every face in still images: the gallery name or `unknown`, with similarity and box."""
+    import json
+
+    import cv2
+
+    from facetrack.detect import LANDMARKS
+    from facetrack.gallery import open_gallery
+    from facetrack.models.registry import cache_root
+
+    _setup_logging(False)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
+    for image_path in images:  # a bad path fails before the models load
+        if not image_path.is_file():
+            raise FacetrackError(f"image not found: {image_path}")
+    enroller = _enroller(cfg)
+    known = open_gallery(gallery, enroller, cache_root(cfg.models).parent / "galleries")
+    thresholds = cfg.identity.thresholds_for(enroller.embedder.name)
+    report = []
+    for image_path in images:
+        image = cv2.imread(str(image_path))
+        if image is None:
+            raise FacetrackError(f"cannot read image {image_path}: corrupt or not an image (use JPEG or PNG)")
+        faces = enroller.detector.detect_still(image)
+        vectors = enroller.embedder.embed(image, faces.data[LANDMARKS])
+        names = known.identify(vectors, thresholds.threshold, thresholds.margin)
+        report.append({"image": str(image_path), "faces": [
+            {"identity": name or "unknown", "known": name is not None, "similarity": round(sim, 3),
+             "score": round(float(score), 3), "box": [round(float(v), 1) for v in box]}
+            for (name, sim), score, box in zip(names, faces.confidence, faces.xyxy, strict=True)]})
+    if as_json:
+        print(json.dumps({"images": report}))
+        return
+    table = Table(title=f"faces identified against {gallery}")
+    for column in ("image", "identity", "similarity", "box"):
+        table.add_column(column)
+    for entry in report:
+        for face in entry["faces"] or [{"identity": "(no face)", "similarity": None, "box": []}]:
+            sim = "" if face["similarity"] is None else f"{face['similarity']:.2f}"
+            table.add_row(Path(entry["image"]).name, face["identity"], sim, str(face["box"]))
+    out.print(table)
 
 
 def main() -> None:

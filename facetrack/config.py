@@ -6,11 +6,12 @@ spells the same defaults out for users to copy and edit.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from facetrack.errors import FacetrackError
 
@@ -29,12 +30,54 @@ class ModelsConfig(_Section):
     cache_dir: Path | None = None  # default: $FACETRACK_HOME or ~/.cache/facetrack
 
 
-class RuntimeConfig(_Section):
-    """How onnxruntime runs the models."""
+PROVIDER_SHORT_NAMES = ("cpu", "cuda", "tensorrt")
 
-    # "auto" picks TensorRT → CUDA → CPU from what onnxruntime offers; or an explicit list such as ["cpu"].
-    providers: str | list[str] = "auto"
+
+class RuntimeConfig(_Section):
+    """How onnxruntime runs the models: which execution providers, and their GPU settings."""
+
+    # "auto" picks TensorRT → CUDA → CPU from what onnxruntime offers; or an explicit list such as ["cuda", "cpu"]
+    # (short names cpu/cuda/tensorrt or onnxruntime's full names such as CUDAExecutionProvider).
+    providers: Literal["auto"] | list[str] = "auto"
+    require_gpu: bool = False  # refuse to start when no GPU provider runs, instead of warning and using the CPU
     intra_op_threads: int = 0  # 0: onnxruntime's default (all cores)
+    device_id: int = Field(0, ge=0)  # which GPU, for CUDA and TensorRT
+    # cuDNN's convolution search: EXHAUSTIVE benchmarks every new input shape (a stall per new batch size),
+    # HEURISTIC picks at once, DEFAULT takes the first algorithm.
+    cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = "HEURISTIC"
+    tensorrt_fp16: bool = True  # half precision in TensorRT engines: faster on tensor-core GPUs
+    tensorrt_cache_dir: Path | None = None  # engines and timing cache; default $FACETRACK_HOME/trt-engines
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _provider_list(cls, value: object) -> object:
+        # A single name or a comma-separated string is a list of one or more.
+        if isinstance(value, str) and value.strip().lower() != "auto":
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        elif isinstance(value, str):
+            return "auto"
+        if isinstance(value, list):
+            for name in value:
+                if not isinstance(name, str) or not (
+                        name.lower() in PROVIDER_SHORT_NAMES or name.endswith("ExecutionProvider")):
+                    raise ValueError(f"unknown provider {name!r}: use auto, cpu, cuda, tensorrt, or an onnxruntime "
+                                     "name such as CUDAExecutionProvider")
+            if not value:
+                raise ValueError("name at least one provider, or auto")
+        return value
+
+    @field_validator("cudnn_conv_algo_search", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class DecodeConfig(_Section):
+    """How video is decoded."""
+
+    # Hardware decoding through FFmpeg: "cuda" (NVDEC) or "auto" (cuda where FFmpeg offers it); falls back to
+    # software decoding, saying so. Frames are copied back to memory either way.
+    hwaccel: Literal["none", "auto", "cuda"] = "none"
 
 
 class DetectorConfig(_Section):
@@ -125,16 +168,77 @@ class AnnotationConfig(_Section):
     crf: int = Field(23, ge=0, le=51)
 
 
+_CAMERA_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class CameraConfig(_Section):
+    """One named camera for `facetrack watch`: its name appears in events, MQTT topics and file names."""
+
+    name: str
+    url: str  # rtsp://…, http(s)://…, a webcam (0, /dev/video0) or a video file
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _CAMERA_NAME.match(value):
+            raise ValueError("camera names use letters, digits, '_' and '-' only (they become MQTT topics)")
+        return value
+
+
+class LiveConfig(_Section):
+    """Live sources (cameras, RTSP, HTTP streams) and the threaded runner behind `facetrack watch`."""
+
+    open_timeout: float = Field(10.0, gt=0)  # seconds to open a camera or stream
+    read_timeout: float = Field(5.0, gt=0)  # seconds without data before a stream counts as dropped
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    reconnect_initial: float = Field(0.5, gt=0)  # first delay before reconnecting; doubles after each failure
+    reconnect_max: float = Field(30.0, gt=0)  # the longest delay between reconnect attempts
+    queue_size: int = Field(8, ge=1)  # items between stages: files wait when full, live sources keep the newest
+    stats_interval: float = Field(10.0, ge=0)  # seconds between stats reports; 0: only at exit
+
+
+class MqttConfig(_Section):
+    """Alerts published to an MQTT broker under `<topic_prefix>/<camera>/…`."""
+
+    url: str | None = None  # mqtt://[user:pass@]host[:1883]; mqtts:// for TLS
+    topic_prefix: str = "facetrack"
+    qos: int = Field(1, ge=0, le=2)
+    client_id: str | None = None  # default: facetrack-<host>-<pid>
+    queue_size: int = Field(1000, ge=1)  # messages held while the broker is away; the oldest go first
+
+
+class WebhookConfig(_Section):
+    """Alerts POSTed as JSON to an HTTP endpoint, from their own thread."""
+
+    url: str | None = None
+    timeout: float = Field(5.0, gt=0)  # seconds per request
+    retries: int = Field(3, ge=0)  # further tries of a failed post before it is dropped
+    backoff: float = Field(1.0, gt=0)  # first retry delay; doubles each retry
+    queue_size: int = Field(1000, ge=1)  # posts waiting; when full the oldest is dropped (and counted)
+
+
 class FacetrackConfig(_Section):
     """The whole configuration tree."""
 
     models: ModelsConfig = ModelsConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    decode: DecodeConfig = DecodeConfig()
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = TrackerConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     identity: IdentityConfig = IdentityConfig()
     annotation: AnnotationConfig = AnnotationConfig()
+    cameras: list[CameraConfig] = []
+    live: LiveConfig = LiveConfig()
+    mqtt: MqttConfig = MqttConfig()
+    webhook: WebhookConfig = WebhookConfig()
+
+    @model_validator(mode="after")
+    def _unique_camera_names(self) -> FacetrackConfig:
+        names = [camera.name for camera in self.cameras]
+        if len(names) != len(set(names)):
+            raise ValueError(f"camera names must be unique: {', '.join(names)}")
+        return self
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

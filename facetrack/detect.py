@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import supervision as sv
 from insightface.model_zoo.scrfd import SCRFD
@@ -28,7 +29,7 @@ class FaceDetector:
     """Finds faces and their 5 landmarks (eyes, nose, mouth corners) in a BGR image."""
 
     def __init__(self, model_path: Path, config: DetectorConfig, runtime: RuntimeConfig) -> None:
-        session = create_session(model_path, runtime)
+        session = create_session(model_path, runtime, role="detector", input_size=tuple(config.input_size))
         self._check_is_scrfd(model_path, session)
         self.model_path = model_path
         self.config = config
@@ -62,6 +63,22 @@ class FaceDetector:
             keep = sides >= self.config.min_face_size
             boxes, landmarks = boxes[keep], landmarks[keep]
         return to_detections(boxes, landmarks)
+
+
+    def detect_still(self, image: np.ndarray) -> sv.Detections:
+        """Like `detect`, for photos: a face that fills the whole picture (a tight crop, an ID photo) is missed
+        by SCRFD at its fixed input size, so a photo with no face is looked at again inside a wide border."""
+        faces = self.detect(image)
+        if len(faces):
+            return faces
+        height, width = image.shape[:2]
+        border = max(height, width) // 2
+        padded = cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        faces = self.detect(padded)
+        if len(faces):
+            faces.xyxy -= border
+            faces.data[LANDMARKS] -= border
+        return faces
 
 
 def to_detections(boxes: np.ndarray, landmarks: np.ndarray | None) -> sv.Detections:

@@ -20,7 +20,7 @@ from insightface.utils import face_align
 
 from facetrack.config import RuntimeConfig
 from facetrack.errors import FacetrackError
-from facetrack.models.runtime import create_session
+from facetrack.models.runtime import create_session, run_with_binding
 
 CROP_SIZE = 112
 # scikit-image 0.26 deprecates the call InsightFace's norm_crop makes; the result is unchanged.
@@ -35,7 +35,8 @@ class FaceEmbedder:
     """Turns aligned face crops into unit-length embedding vectors."""
 
     def __init__(self, model_path: Path, runtime: RuntimeConfig, max_batch: int = 32) -> None:
-        session = create_session(model_path, runtime)
+        session = create_session(model_path, runtime, role="recognizer", input_size=(CROP_SIZE, CROP_SIZE),
+                                 max_batch=max_batch)
         inputs, outputs = session.get_inputs(), session.get_outputs()
         shape = inputs[0].shape if len(inputs) == 1 else []
         if len(outputs) != 1 or len(shape) != 4 or shape[1] != 3 or shape[2:] != [CROP_SIZE, CROP_SIZE]:
@@ -76,7 +77,13 @@ class FaceEmbedder:
 
     def _embed_batch(self, crops: np.ndarray) -> np.ndarray:
         self.calls += 1
-        return np.asarray(self._model.get_feat(list(crops))).reshape(len(crops), -1)
+        # ArcFaceONNX's own preprocessing (mean/std read from the graph); the runner binds the batch on CUDA.
+        model = self._model
+        blob = cv2.dnn.blobFromImages(list(crops), 1.0 / model.input_std, tuple(model.input_size),
+                                      (model.input_mean,) * 3, swapRB=True)
+        dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
+        out = run_with_binding(self.session, model.input_name, np.ascontiguousarray(blob, dtype=dtype))
+        return np.asarray(out, dtype=np.float32).reshape(len(crops), -1)
 
     def embed(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         return self.embed_crops(self.align(image, landmarks))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from facetrack.detect import LANDMARKS, FaceDetector
 from facetrack.embed import FaceEmbedder, face_quality
@@ -94,6 +95,25 @@ class Gallery:
                      self.names[second] if second is not None else None,
                      float(sims[second]) if second is not None else -1.0)
 
+    def identify(self, embeddings: np.ndarray, threshold: float, margin: float) -> list[tuple[str | None, float]]:
+        """Name (or None) and similarity per embedding of one image; a name goes to one face at most.
+
+        A face is a candidate for its best person when the similarity clears `threshold` by `margin` over the
+        next person; when two faces want the same person, the assignment with the most similarity wins.
+        """
+        sims = self.similarities(embeddings)
+        names: list[tuple[str | None, float]] = [(None, float(row.max(initial=-1.0))) for row in sims]
+        if len(sims) == 0 or len(self.names) == 0:
+            return names
+        ordered = np.sort(sims, axis=1)
+        second = ordered[:, -2] if sims.shape[1] > 1 else np.full(len(sims), -1.0)
+        eligible = (sims >= threshold) & (sims - second[:, None] >= margin)
+        faces, people = linear_sum_assignment(np.where(eligible, sims, -10.0), maximize=True)
+        for face, person in zip(faces, people, strict=True):
+            if eligible[face, person]:
+                names[face] = (self.names[person], float(sims[face, person]))
+        return names
+
     def check_model(self, embedder: FaceEmbedder) -> None:
         check_fingerprint(self.fingerprint, self.model_name, embedder, self.path)
 
@@ -131,7 +151,7 @@ class Enroller:
         if image is None:
             reason = "not found" if not photo.exists() else "not a readable image (corrupt or unsupported format)"
             raise FacetrackError(f"photo {photo}: {reason}")
-        faces = self.detector.detect(image)
+        faces = self.detector.detect_still(image)
         if len(faces) == 0:
             raise FacetrackError(f"photo {photo}: no face found (use a photo where the face is clearly visible)")
         areas = faces.area

@@ -35,7 +35,6 @@ class TrackIdentity:
     label: str | None = None  # gallery name or unknown-N, once decided
     similarity: float | None = None  # to the named person, for known tracks
     evidence: np.ndarray | None = None  # decayed, quality-weighted sum of embeddings
-    weight: float = 0.0
     observations: int = 0
     candidates: deque[str] = field(default_factory=deque)  # recent candidates, newest last (bounded deque)
     anonymous: str | None = None  # the unknown-N this track was given, kept if it is a stranger again
@@ -110,7 +109,6 @@ class IdentityManager:
         decay = self.config.evidence_decay
         weighted = max(quality, 1e-3) * embedding
         track.evidence = weighted if track.evidence is None else decay * track.evidence + weighted
-        track.weight = decay * track.weight + quality
         track.observations += 1
         match = self.gallery.match(track.mean) if self.gallery is not None and len(self.gallery) else None
         candidate = self._candidate(match)
@@ -157,7 +155,9 @@ class IdentityManager:
         latest, run = track.streak()
         if track.state == "pending":
             needed = self.config.min_evidence + (1 if candidate == STRANGER else 0)
-            return self._assign(track, candidate) if run >= needed else []
+            if run >= needed:
+                return self._assign(track, candidate)
+            return self._set(track, "conflict", None, None) if self._split(track, None) else []
         if track.state == "conflict":
             return self._assign(track, candidate) if run >= self.config.switch_evidence else []
         current = track.label if track.state == "known" else STRANGER
@@ -167,14 +167,14 @@ class IdentityManager:
             return self._assign(track, candidate)
         return []
 
-    def _split(self, track: TrackIdentity, current: str) -> bool:
+    def _split(self, track: TrackIdentity, current: str | None) -> bool:
         """The recent evidence divides between the current identity and another one, neither clearly ahead."""
         window = list(track.candidates)[-self.config.conflict_window:]
         counts = Counter(window)
         if len(window) < self.config.conflict_window or len(counts) < 2:
             return False
         (first, n1), (second, n2) = counts.most_common(2)
-        return current in (first, second) and n2 >= 2 and n1 < 2 * len(window) / 3 and (
+        return (current is None or current in (first, second)) and n2 >= 2 and n1 < 2 * len(window) / 3 and (
             window[-1] != window[-2])  # still alternating now
 
     def _assign(self, track: TrackIdentity, candidate: str) -> list[Event]:

@@ -164,6 +164,15 @@ class Pipeline:
         """Events that close the stream: every live track ends."""
         return [track_event("track_end", t, last_index, last_pts) for t in self.tracker.finish()]
 
+    def close_tracks(self, track_ids: list[int], pts: float) -> None:
+        """Tracks ended outside a frame (`finish`: end of stream, a camera that dropped): the identity stage
+        remembers them for re-linking. The live runner calls it from its identity thread."""
+        if self.identity is None or self.scheduler is None:
+            return
+        for track_id in track_ids:
+            self.identity.end(track_id, pts)
+            self.scheduler.forget(track_id)
+
 
 def identity_wanted(config: FacetrackConfig) -> bool:
     return config.identity.enabled or config.identity.gallery is not None or config.models.recognizer is not None
@@ -205,7 +214,7 @@ def annotate_file(
     """Run the pipeline over every frame of `input_path`, writing the annotated video and/or events."""
     if output_path is not None:
         check_writable(output_path)
-    source = FileSource(input_path)
+    source = FileSource(input_path, hwaccel=config.decode.hwaccel)
     reader: ThreadedReader | None = None
     video: VideoWriter | None = None
     events: EventWriter | None = None

@@ -2,22 +2,32 @@
 
 Files give every frame, in order, with their PTS. A truncated or corrupt file gives what decodes and then
 records why it stopped (`FileSource.error`), so the caller can finish its outputs and say so.
+
+Live sources (webcams, RTSP, HTTP streams: `StreamSource`) are decoded as fast as they arrive, stamped with
+their arrival time, and reopened with exponential back-off when they drop. Credentials in a URL never reach a
+message: everything that prints a source goes through `redact`.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import re
+import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 import numpy as np
+from av.codec.hwaccel import HWAccel, hwdevices_available
 
+from facetrack.config import LiveConfig
 from facetrack.errors import FacetrackError
 
 log = logging.getLogger(__name__)
@@ -44,11 +54,36 @@ class VideoInfo:
     has_audio: bool
 
 
-def _open_container(path: Path) -> av.container.InputContainer:
+HWAccelMode = Literal["none", "auto", "cuda"]
+_said: set[str] = set()  # decoder choices already logged in this process
+
+
+def hardware_decoders() -> list[str]:
+    """Hardware device types the loaded FFmpeg was built with (a GPU must also be present to use one)."""
+    return list(hwdevices_available())
+
+
+def _say_once(level: int, message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        log.log(level, "%s", message)
+
+
+def _open_container(path: Path, hwaccel: HWAccelMode = "none") -> av.container.InputContainer:
     if not path.exists():
         raise FacetrackError(f"input file not found: {path}")
     if path.is_dir():
         raise FacetrackError(f"input is a folder, not a video file: {path}")
+    device = "cuda" if hwaccel == "cuda" or (hwaccel == "auto" and "cuda" in hardware_decoders()) else None
+    hardware_error: str | None = None
+    if device is not None:
+        try:
+            container = av.open(str(path), mode="r", hwaccel=HWAccel(device_type=device))
+            return _with_video(path, container)
+        except (av.error.FFmpegError, UnicodeDecodeError) as exc:  # no such device here, or a bad file: see below
+            hardware_error = getattr(exc, "strerror", None) or type(exc).__name__
+    elif hwaccel != "none":
+        hardware_error = "this FFmpeg has no cuda device type"
     try:
         container = av.open(str(path), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
@@ -56,6 +91,13 @@ def _open_container(path: Path) -> av.container.InputContainer:
         raise FacetrackError(
             f"cannot read {path} as video ({reason}): the file is not a video, or is truncated or corrupt"
         ) from None
+    if hardware_error is not None:
+        _say_once(logging.WARNING, f"hardware decoding (decode.hwaccel: {hwaccel}) is not available "
+                                   f"({hardware_error}): decoding in software")
+    return _with_video(path, container)
+
+
+def _with_video(path: Path, container: av.container.InputContainer) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise FacetrackError(f"{path} has no video stream: pass a video file such as .mp4")
@@ -65,11 +107,19 @@ def _open_container(path: Path) -> av.container.InputContainer:
 class FileSource:
     """Every frame of a video file, in decode order."""
 
-    def __init__(self, path: Path | str, source_id: str = "0") -> None:
+    def __init__(self, path: Path | str, source_id: str = "0", hwaccel: HWAccelMode = "none") -> None:
         self.path = Path(path)
         self.source_id = source_id
-        self._container = _open_container(self.path)
+        self._container = _open_container(self.path, hwaccel)
         stream = self._container.streams.video[0]
+        codec = stream.codec_context
+        self.decoder = "cuda" if codec.is_hwaccel else "software"  # which decoder runs this stream
+        if codec.hwaccel is not None:  # opened for hardware decoding: say whether this codec got it
+            if codec.is_hwaccel:
+                _say_once(logging.INFO, f"decoding {codec.name} on the GPU (decode.hwaccel: {hwaccel})")
+            else:
+                _say_once(logging.WARNING, f"the GPU has no {codec.name} decoder (decode.hwaccel: {hwaccel}): "
+                                           "decoding in software")
         stream.thread_type = "AUTO"  # FFmpeg's own frame threading: decoding is not the bottleneck
         self._stream = stream
         rate = Fraction(stream.average_rate or stream.guessed_rate or 30)
@@ -122,20 +172,289 @@ class FileSource:
         self._container.close()
 
 
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def redact(text: str) -> str:
+    """`text` with every `user:pass@` of a URL in it replaced by `***@`."""
+    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "rtmps")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What a source argument (`0`, `/dev/video0`, `rtsp://…`, `video.mp4`) refers to."""
+
+    kind: Literal["file", "webcam", "stream"]
+    target: str  # what PyAV opens: a path, a device, a URL
+    format: str | None = None  # PyAV input format for devices (v4l2, avfoundation, dshow)
+
+    @property
+    def label(self) -> str:
+        """How the source is named in messages: never with its credentials."""
+        return redact(self.target)
+
+    @property
+    def is_rtsp(self) -> bool:
+        return self.target.lower().startswith(("rtsp://", "rtsps://"))
+
+
+def parse_source(text: str) -> SourceSpec:
+    """Classify a source argument; a malformed URL or unsupported webcam name is a `FacetrackError`."""
+    text = text.strip()
+    if not text:
+        raise FacetrackError("empty source: pass a video file, a webcam (0, /dev/video0) or an rtsp:// URL")
+    if text.isdigit():
+        return _webcam(int(text))
+    if text.startswith("/dev/video"):
+        return SourceSpec("webcam", text, "v4l2")
+    if text.startswith("video=") and sys.platform == "win32":
+        return SourceSpec("webcam", text, "dshow")
+    if "://" in text:
+        return _stream(text)
+    return SourceSpec("file", text)
+
+
+def _webcam(index: int) -> SourceSpec:
+    if sys.platform.startswith("linux"):
+        return SourceSpec("webcam", f"/dev/video{index}", "v4l2")
+    if sys.platform == "darwin":
+        return SourceSpec("webcam", f"{index}:none", "avfoundation")  # video device N, no audio
+    if sys.platform == "win32":
+        raise FacetrackError(
+            f"webcam {index}: on Windows name the camera, e.g. \"video=Integrated Camera\" "
+            "(list them with: ffmpeg -list_devices true -f dshow -i dummy)"
+        )
+    raise FacetrackError(f"webcam {index}: webcams are read on Linux, macOS and Windows only")
+
+
+def _stream(url: str) -> SourceSpec:
+    label = redact(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in 0–65535
+    except ValueError as exc:
+        raise FacetrackError(f"malformed URL {label}: {exc} (expected e.g. rtsp://host:554/path)") from None
+    scheme = parts.scheme.lower()
+    if scheme not in STREAM_SCHEMES:
+        raise FacetrackError(f"unsupported URL scheme {scheme}:// in {label} "
+                             f"(use one of {', '.join(s + '://' for s in STREAM_SCHEMES)})")
+    host = parts.hostname or ""
+    if not host or any(c.isspace() for c in host) or port == 0:
+        raise FacetrackError(f"malformed URL {label}: it names no host (expected e.g. {scheme}://host:port/path)")
+    return SourceSpec("stream", url)
+
+
+class StreamSource:
+    """A webcam or network stream, decoded as it arrives; reopened with exponential back-off when it drops.
+
+    Frames are stamped with their arrival time (`pts` counts seconds from the first frame), since a
+    stream's own timestamps restart when it is reopened. The first open must succeed: a wrong URL or a
+    missing camera is an error at start, not an endless retry. After that, drops are retried until `stop()`.
+    An HTTP(S) source whose container has a length is a finite file served over the network: its frames keep
+    their own timestamps and it ends at its end (`live` is False).
+    """
+
+    def __init__(self, spec: SourceSpec, source_id: str = "0", live: LiveConfig | None = None,
+                 hwaccel: HWAccelMode = "none") -> None:
+        live = live or LiveConfig()
+        self.spec = spec
+        self.source_id = source_id
+        self.open_timeout = live.open_timeout
+        self.read_timeout = live.read_timeout
+        self.rtsp_transport = live.rtsp_transport
+        self.reconnect_initial = live.reconnect_initial
+        self.reconnect_max = live.reconnect_max
+        # Network video (H.264/HEVC) can decode on the GPU; a webcam's raw or MJPEG frames gain nothing.
+        wants_gpu = spec.kind == "stream" and (hwaccel == "cuda" or (hwaccel == "auto"
+                                                                     and "cuda" in hardware_decoders()))
+        self._hwaccel = HWAccel(device_type="cuda") if wants_gpu else None
+        self.reconnects = 0  # successful reopenings after a drop
+        self.downtime = 0.0  # seconds spent without a stream, summed over drops
+        self.last_reconnect_seconds: float | None = None  # how long the latest drop lasted
+        self.connected = False
+        self.error: str | None = None
+        self.decode_seconds = 0.0
+        self._stop = threading.Event()
+        self._container = self._open(first=True)
+        stream = self._container.streams.video[0]
+        rate = Fraction(stream.average_rate or stream.guessed_rate or 30)
+        self.live = spec.kind != "stream" or spec.is_rtsp or not self._container.duration
+        self.info = VideoInfo(
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=rate,
+            time_base=Fraction(1, 90000) if self.live else Fraction(stream.time_base or Fraction(1, 90000)),
+            frame_count=0 if self.live else round((self._container.duration or 0) / 1_000_000 * rate),
+            has_audio=False,
+        )
+
+    def _options(self) -> dict[str, str]:
+        if self.spec.is_rtsp:
+            # FFmpeg's RTSP `timeout` is the socket I/O timeout in microseconds (older builds: `stimeout`).
+            return {"rtsp_transport": self.rtsp_transport, "timeout": str(int(self.read_timeout * 1e6))}
+        if self.spec.kind == "stream":
+            return {"rw_timeout": str(int(self.read_timeout * 1e6)), "reconnect": "0"}
+        return {}
+
+    def _open(self, first: bool = False) -> av.container.InputContainer:
+        label = self.spec.label
+        started = time.monotonic()
+        try:
+            container = self._open_container()
+        except FileNotFoundError:
+            if self.spec.kind == "webcam":
+                raise FacetrackError(f"camera {label} not found: check it is plugged in "
+                                     "(list cameras with: ls /dev/video*)") from None
+            raise FacetrackError(f"{label} not found on the server: check the path of the URL") from None
+        except (av.error.FFmpegError, OSError) as exc:
+            reason = redact(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
+            waited = time.monotonic() - started
+            if waited >= 0.9 * min(self.open_timeout, self.read_timeout):
+                reason = f"no answer within {waited:.0f} s"
+            what = "camera" if self.spec.kind == "webcam" else "stream"
+            hint = " (is the camera or server running, and the URL right?)" if first else ""
+            raise FacetrackError(f"cannot open {what} {label}: {reason}{hint}") from None
+        if not container.streams.video:
+            container.close()
+            raise FacetrackError(f"{label} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self.connected = True
+        return container
+
+    def _open_container(self) -> av.container.InputContainer:
+        def open_with(hwaccel: HWAccel | None) -> av.container.InputContainer:
+            return av.open(self.spec.target, mode="r", format=self.spec.format, options=self._options(),
+                           timeout=(self.open_timeout, self.read_timeout), hwaccel=hwaccel)
+
+        if self._hwaccel is not None:
+            try:
+                return open_with(self._hwaccel)
+            except av.error.FFmpegError as exc:
+                container = open_with(None)  # the stream is fine: the GPU decoder is not
+                self._hwaccel = None
+                _say_once(logging.WARNING, f"hardware decoding is not available for {self.spec.label} "
+                                           f"({redact(getattr(exc, 'strerror', None) or type(exc).__name__)}): "
+                                           "decoding in software")
+                return container
+        return open_with(None)
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        t0: float | None = None
+        step = 1.0 / float(self.info.fps)
+        last_pts = -step
+        while not self._stop.is_set():
+            container = self._container
+            stream = container.streams.video[0]
+            reason = "the stream ended"
+            started = time.perf_counter()
+            try:
+                for decoded in container.decode(stream):
+                    arrival = time.monotonic()
+                    image = decoded.to_ndarray(format="bgr24")
+                    self.decode_seconds += time.perf_counter() - started
+                    if self.live:
+                        t0 = arrival if t0 is None else t0
+                        pts = arrival - t0
+                    else:
+                        pts = float(decoded.pts * decoded.time_base) if decoded.pts is not None else last_pts + step
+                    last_pts = pts
+                    yield Frame(image, index, pts, self.source_id, arrival)
+                    index += 1
+                    if self._stop.is_set():
+                        return
+                    started = time.perf_counter()
+            except (av.error.FFmpegError, OSError) as exc:
+                reason = redact(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
+            self.connected = False
+            self._close_container()
+            if not self.live:
+                if reason != "the stream ended":
+                    self.error = f"decoding stopped after {index} frames: {reason}"
+                return
+            if not self._reconnect(reason):
+                return
+
+    def _reconnect(self, reason: str) -> bool:
+        """Reopen after a drop, waiting longer after each failure; False once stopped."""
+        log.warning("%s: %s; reconnecting", self.spec.label, reason)
+        lost = time.monotonic()
+        delay = self.reconnect_initial
+        failures = 0
+        while not self._stop.wait(delay):
+            try:
+                self._container = self._open()
+            except FacetrackError as exc:
+                failures += 1
+                if failures == 1:  # said once per drop, not at every attempt
+                    log.warning("%s; retrying every %.0f s at most", exc, self.reconnect_max)
+                delay = min(delay * 2, self.reconnect_max)
+                continue
+            seconds = time.monotonic() - lost
+            self.reconnects += 1
+            self.downtime += seconds
+            self.last_reconnect_seconds = seconds
+            log.warning("%s: reconnected after %.1f s", self.spec.label, seconds)
+            return True
+        return False
+
+    def stop(self) -> None:
+        """Ask the decoding loop (in whatever thread runs it) to end at the next frame or retry."""
+        self._stop.set()
+
+    def _close_container(self) -> None:
+        try:
+            self._container.close()
+        except (av.error.FFmpegError, OSError):
+            pass
+
+    def close(self) -> None:
+        self.stop()
+        self._close_container()
+
+
+Source = FileSource | StreamSource
+
+
+def open_source(text: str, source_id: str = "0", live: LiveConfig | None = None,
+                hwaccel: HWAccelMode = "none") -> Source:
+    """Open a file, webcam or stream named the way a user writes it on the command line."""
+    spec = parse_source(text)
+    if spec.kind == "file":
+        return FileSource(spec.target, source_id, hwaccel)
+    return StreamSource(spec, source_id, live, hwaccel)
+
+
+def is_live(source: Source) -> bool:
+    return bool(getattr(source, "live", False))
+
+
 _END = object()
 
 
 class ThreadedReader:
     """Runs a source's decoding in its own thread, handing frames over through a bounded queue.
 
-    For files the queue blocks when full (back-pressure, no frame dropped); the pipeline never waits on
-    the decoder once frames are buffered.
+    Files (and finite streams): the queue blocks when full (back-pressure, no frame dropped); the pipeline
+    never waits on the decoder once frames are buffered. Live sources (`latest_only`): the queue holds the
+    newest frame only; a frame not taken before the next one arrives is dropped and counted, so the
+    pipeline always works on the present and a slow stage never backs the stream up.
     """
 
-    def __init__(self, source: FileSource, max_queue: int = 8) -> None:
+    def __init__(self, source: Source, max_queue: int = 8, latest_only: bool = False,
+                 on_frame: threading.Event | None = None) -> None:
         self.source = source
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queue)
+        self.latest_only = latest_only
+        self.dropped = 0  # live frames replaced by a newer one before the pipeline took them
+        self.decoded = 0
+        self._ready = on_frame  # set whenever an item is queued: lets one consumer wait on several readers
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=1 if latest_only else max_queue)
         self._stop = threading.Event()
+        self._closing = threading.Event()  # the consumer has gone: nobody will take the end marker
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"decode-{source.source_id}", daemon=True)
         self._thread.start()
@@ -143,26 +462,49 @@ class ThreadedReader:
     def _run(self) -> None:
         try:
             for frame in self.source:
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(frame, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                self.decoded += 1
+                if self.latest_only:
+                    self._put_latest(frame)
+                else:
+                    while not self._stop.is_set():
+                        try:
+                            self._queue.put(frame, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                if self._ready is not None:
+                    self._ready.set()
                 if self._stop.is_set():
                     return
         except BaseException as exc:  # handed to the consumer thread, which re-raises it
             self._error = exc
         finally:
             self._put_end()
+            if self._ready is not None:
+                self._ready.set()
+
+    def _put_latest(self, item: object) -> None:
+        # One producer: if the slot is full, the frame in it is stale; swap it for the new one.
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            try:
+                self._queue.get_nowait()
+                self.dropped += 1
+            except queue.Empty:
+                pass
+            self._queue.put_nowait(item)
 
     def _put_end(self) -> None:
+        if self.latest_only:  # the end must not be lost: it replaces a pending frame, if any
+            self._put_latest(_END)
+            return
         while True:
             try:
                 self._queue.put(_END, timeout=0.1)
                 return
             except queue.Full:
-                if self._stop.is_set():
+                if self._closing.is_set():
                     return
 
     def __iter__(self) -> Iterator[Frame]:
@@ -174,12 +516,40 @@ class ThreadedReader:
                 return
             yield item  # type: ignore[misc]
 
-    def close(self) -> None:
+    def poll(self) -> Frame | None | object:
+        """The next frame without waiting: a `Frame`, None when none is ready, or `ThreadedReader.END`."""
+        try:
+            item = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if item is _END and self._error is not None:
+            raise self._error
+        return item
+
+    END = _END
+
+    def depth(self) -> tuple[int, int]:
+        """Frames waiting, and how many the queue holds."""
+        return self._queue.qsize(), self._queue.maxsize
+
+    def stop(self) -> None:
+        """Stop decoding; the reader then queues its end marker."""
         self._stop.set()
+        stop = getattr(self.source, "stop", None)
+        if stop is not None:
+            stop()
+
+    def close(self) -> None:
+        self._closing.set()
+        self.stop()
         while True:  # unblock a decoder waiting on a full queue
             try:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=5 + getattr(self.source, "read_timeout", 0.0))
+        if self._thread.is_alive():
+            # Still inside a blocking read: closing the container under it is unsafe; it goes with the process.
+            log.warning("%s: the decoder did not stop in time", self.source.source_id)
+            return
         self.source.close()

@@ -70,3 +70,19 @@ def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 300) ->
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "facetrack", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def clip_run(tmp_path_factory: pytest.TempPathFactory, clip_path: Path, gallery_dir: Path, detector_path: Path,
+             recognizer_path: Path) -> dict:
+    """One full `facetrack annotate` of the test clip with identity on, shared by the tests that read it."""
+    import json
+
+    out = tmp_path_factory.mktemp("clip_run")
+    video, events_path = out / "out.mp4", out / "out.jsonl"
+    result = run_cli("annotate", clip_path, "-o", video, "--events", events_path, "--gallery", gallery_dir,
+                     "--detector", detector_path, "--recognizer", recognizer_path, timeout=900)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in events_path.read_text().splitlines()]
+    return {"video": video, "events_path": events_path, "events": events,
+            "frames": [e for e in events if e["type"] == "frame"], "stderr": result.stderr}

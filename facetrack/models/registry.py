@@ -77,14 +77,17 @@ ENV_VARS: dict[Role, str] = {"detector": "FACETRACK_DETECTOR", "recognizer": "FA
 FLAGS: dict[Role, str] = {"detector": "--detector", "recognizer": "--recognizer"}
 
 
+def facetrack_home() -> Path:
+    """facetrack's own folder for downloads and caches: $FACETRACK_HOME, else ~/.cache/facetrack."""
+    home = os.environ.get("FACETRACK_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cache" / "facetrack"
+
+
 def cache_root(config: ModelsConfig | None = None) -> Path:
     """Where packs are cached: config, then $FACETRACK_HOME/models, then ~/.cache/facetrack/models."""
     if config is not None and config.cache_dir is not None:
         return config.cache_dir.expanduser()
-    home = os.environ.get("FACETRACK_HOME")
-    if home:
-        return Path(home).expanduser() / "models"
-    return Path.home() / ".cache" / "facetrack" / "models"
+    return facetrack_home() / "models"
 
 
 def get_pack(name: str) -> ModelPack:

@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from facetrack.errors import FacetrackError
@@ -69,19 +70,30 @@ class _AudioCopy:
         self._input.close()
 
 
+# Fragmented MP4: the file is playable up to its last fragment even if the process is killed.
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+
+
 class VideoWriter:
-    """Writes BGR frames with their presentation times to an H.264 (or MPEG-4) file."""
+    """Writes BGR frames with their presentation times to an H.264 (or MPEG-4) file.
+
+    `fragmented` (for live recordings that may run for days): MP4 fragments every two seconds or so, so an
+    abrupt end (power cut, kill) loses seconds, not the file.
+    """
 
     def __init__(self, path: Path | str, info: VideoInfo, codec: str = "libx264", crf: int = 23,
-                 audio_from: Path | None = None) -> None:
+                 audio_from: Path | None = None, fragmented: bool = False) -> None:
         self.path = Path(path)
         check_writable(self.path)
         self.info = info
+        options = _FRAGMENTED if fragmented and self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
         try:
-            self._container = av.open(str(self.path), mode="w")
+            self._container = av.open(str(self.path), mode="w", options=options)
         except av.error.FFmpegError as exc:
             raise FacetrackError(f"cannot write {self.path}: {exc.strerror} (use a .mp4 or .mkv name)") from None
         self._stream = self._add_video_stream(codec, crf)
+        if fragmented:
+            self._stream.codec_context.gop_size = max(1, round(2 * float(info.fps)))
         self._audio = None
         if audio_from is not None and info.has_audio:
             try:
@@ -106,6 +118,8 @@ class VideoWriter:
         return stream
 
     def write(self, image: np.ndarray, pts_seconds: float) -> None:
+        if image.shape[:2] != (self.info.height, self.info.width):  # a camera reopened at another resolution
+            image = cv2.resize(image, (self.info.width, self.info.height), interpolation=cv2.INTER_AREA)
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         pts = round(pts_seconds / self.info.time_base)
         pts = max(pts, self._last_pts + 1)  # encoders refuse repeated timestamps

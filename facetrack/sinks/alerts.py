@@ -1,0 +1,90 @@
+"""Alerts: the few events worth telling someone about, picked out of the event stream for MQTT and webhooks.
+
+Topics, under `<prefix>/<camera>/`:
+  identity  a track was given a gallery name                  (identity events with a known name)
+  unknown   an unknown person appeared                         (identity events naming `unknown-N`; without an
+                                                                identity stage, every new track)
+  left      a person left the view (the track ended)           (track_end, with the track's last identity)
+  status    the camera's state and rates, retained             (online / reconnecting / offline)
+Frame events are not alerts: they stay in the events file.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from facetrack.sinks.events import Event
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """A sink that sends alerts somewhere without ever blocking the caller."""
+
+    name: str
+
+    def publish(self, camera: str, topic: str, payload: dict[str, Any], retain: bool = False) -> None: ...
+
+    def close(self, timeout: float = 2.0) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+def decision(event: Event) -> str | None:
+    """"known" or "unknown" for an identity event that decides; None while undecided or in conflict."""
+    state = event.get("state")
+    if state is not None:
+        return state if state in ("known", "unknown") else None
+    name = event.get("identity")
+    return None if not name else ("unknown" if str(name).startswith("unknown") else "known")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class AlertRouter:
+    """Turns per-camera events into alerts and hands them to every publisher."""
+
+    def __init__(self, publishers: list[Publisher], identity_stage: bool = False) -> None:
+        self.publishers = publishers
+        # With an identity stage, "unknown" comes from its decision; without one, every new face is unknown.
+        self.identity_stage = identity_stage
+        self._names: dict[tuple[str, int], tuple[str | None, bool]] = {}  # (camera, track) → (identity, known)
+        self.sent: dict[str, int] = {}
+
+    def handle(self, camera: str, event: Event) -> None:
+        kind = event.get("type")
+        if kind == "identity":
+            decided = decision(event)
+            known = decided == "known"
+            self._names[(camera, int(event["track_id"]))] = (event.get("identity"), known)
+            if decided is not None:  # a track going back to undecided, or torn between two, is no news yet
+                self._send(camera, "identity" if known else "unknown", event)
+        elif kind == "track_start" and not self.identity_stage:
+            self._send(camera, "unknown", event)
+        elif kind == "track_end":
+            name, known = self._names.pop((camera, int(event["track_id"])), (None, False))
+            self._send(camera, "left", {**event, "identity": name, "known": known})
+
+    def status(self, camera: str, state: str, details: dict[str, Any] | None = None) -> None:
+        """The camera's state (online, reconnecting, offline) and rates; retained, so a new subscriber sees it."""
+        payload = {"camera": camera, "state": state, "time": now_iso(), **(details or {})}
+        for publisher in self.publishers:
+            if publisher.name == "mqtt":  # a webhook call every few seconds would be noise
+                publisher.publish(camera, "status", payload, retain=True)
+
+    def _send(self, camera: str, topic: str, event: Event) -> None:
+        payload = {"camera": camera, **event, "time": now_iso()}
+        self.sent[topic] = self.sent.get(topic, 0) + 1
+        for publisher in self.publishers:
+            publisher.publish(camera, topic, payload)
+
+    def close(self, timeout: float = 2.0) -> None:
+        for publisher in self.publishers:
+            try:
+                publisher.close(timeout)
+            except Exception as exc:  # one failing sink must not keep the others from finishing
+                log.warning("%s did not close cleanly: %s", publisher.name, exc)

@@ -1,0 +1,163 @@
+"""MQTT alerts with paho-mqtt: `<prefix>/<camera>/<topic>` JSON messages, never blocking the pipeline.
+
+Messages wait in a bounded queue (the oldest go first when it is full, and are counted) and are handed to paho
+by their own thread only while the broker is connected; paho's network thread reconnects by itself. A broker
+that is down is said once, when it goes, and once when it is back. The broker holds a retained
+`<prefix>/status` that reads "offline" when this process goes away without saying goodbye (MQTT's last will).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import urllib.parse
+from collections import deque
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from facetrack.config import MqttConfig
+from facetrack.errors import FacetrackError
+from facetrack.sources import redact
+
+log = logging.getLogger(__name__)
+
+_SCHEMES = {"mqtt": (1883, False), "tcp": (1883, False), "mqtts": (8883, True), "ssl": (8883, True)}
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
+    """(host, port, tls, username, password) of `mqtt://[user:pass@]host[:port]`."""
+    text = url if "://" in url else f"mqtt://{url}"
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise FacetrackError(f"malformed MQTT URL {redact(url)}: {exc} (expected mqtt://host:1883)") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise FacetrackError(f"unsupported MQTT URL scheme {scheme}:// in {redact(url)} (use mqtt:// or mqtts://)")
+    if not parts.hostname:
+        raise FacetrackError(f"malformed MQTT URL {redact(url)}: it names no host (expected mqtt://host:1883)")
+    default_port, tls = _SCHEMES[scheme]
+    username = urllib.parse.unquote(parts.username) if parts.username else None
+    password = urllib.parse.unquote(parts.password) if parts.password else None
+    return parts.hostname, port or default_port, tls, username, password
+
+
+class MqttPublisher:
+    name = "mqtt"
+
+    def __init__(self, url: str, config: MqttConfig) -> None:
+        self.host, self.port, tls, username, password = parse_mqtt_url(url)
+        self.label = f"{self.host}:{self.port}"
+        self.prefix = config.topic_prefix.rstrip("/")
+        self.qos = config.qos
+        self.sent = 0
+        self.dropped = 0  # alerts pushed out of a full queue while the broker was away
+        self._queue: deque[tuple[str, bytes, bool]] = deque()
+        self._max = config.queue_size
+        self._cond = threading.Condition()
+        self._connected = False
+        self._closing = False
+        self._down_said = False
+        client_id = config.client_id or f"facetrack-{socket.gethostname()}-{os.getpid()}"
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        if username:
+            self._client.username_pw_set(username, password)
+        if tls:
+            self._client.tls_set()
+        self._status_topic = f"{self.prefix}/status"
+        self._client.will_set(self._status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.connect_async(self.host, self.port, keepalive=30)
+        self._client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="mqtt-publish", daemon=True)
+        self._thread.start()
+
+    # paho's network thread calls these.
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            self._say_down(f"the broker refused the connection ({reason})")
+            return
+        client.publish(self._status_topic, json.dumps({"state": "online"}), qos=1, retain=True)
+        with self._cond:
+            self._connected = True
+            self._cond.notify_all()
+        if self._down_said:
+            log.warning("MQTT broker %s is reachable again: sending the alerts kept meanwhile", self.label)
+            self._down_said = False
+        else:
+            log.info("MQTT: connected to %s", self.label)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        with self._cond:
+            self._connected = False
+        if not self._closing:
+            self._say_down(f"the connection was lost ({reason})")
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._say_down("it cannot be reached")
+
+    def _say_down(self, why: str) -> None:
+        if not self._down_said and not self._closing:
+            self._down_said = True
+            log.warning("MQTT broker %s: %s; alerts are kept (at most %d) and sent when it is back",
+                        self.label, why, self._max)
+
+    def publish(self, camera: str, topic: str, payload: dict[str, Any], retain: bool = False) -> None:
+        message = (f"{self.prefix}/{camera}/{topic}", json.dumps(payload, separators=(",", ":")).encode(), retain)
+        with self._cond:
+            if len(self._queue) >= self._max:
+                self._queue.popleft()
+                self.dropped += 1
+            self._queue.append(message)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._closing or (self._connected and self._queue)):
+                    self._cond.wait()
+                if not (self._connected and self._queue):
+                    return  # closing
+                topic, payload, retain = self._queue.popleft()
+            info = self._client.publish(topic, payload, qos=self.qos, retain=retain)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                self.sent += 1
+            else:  # paho keeps qos>0 messages it could not send and resends them on reconnect
+                self.sent += int(self.qos > 0 and info.rc == mqtt.MQTT_ERR_NO_CONN)
+                self.dropped += int(not (self.qos > 0 and info.rc == mqtt.MQTT_ERR_NO_CONN))
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def describe(self) -> str:
+        state = "connected" if self._connected else "down"
+        return f"{state}, {self.sent} sent, {len(self._queue)} queued, {self.dropped} dropped"
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Send what is queued (for up to `timeout` s while connected), say goodbye and disconnect."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._connected and self._queue and time.monotonic() < deadline:
+                self._cond.wait(0.05)
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        if self._connected:
+            info = self._client.publish(self._status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):
+                pass  # the connection went meanwhile: the last will says offline instead
+        self.dropped += len(self._queue)
+        self._queue.clear()
+        self._client.disconnect()
+        self._client.loop_stop()

@@ -1,0 +1,163 @@
+"""HTTP webhook alerts: each alert is POSTed as JSON from the sink's own thread, never blocking the pipeline.
+
+Posts wait in a bounded queue; when it is full the oldest is dropped and counted. While the endpoint cannot be
+reached at all, the post at the head is retried with exponential back-off (up to 30 s apart) and the queue
+keeps the newest alerts; a server error (5xx) is retried `retries` times; a refusal (4xx) is not retried. The
+endpoint going down is said once, and once when it is back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import deque
+from typing import Any, Literal
+
+from facetrack.config import WebhookConfig
+from facetrack.errors import FacetrackError
+from facetrack.sources import redact
+
+log = logging.getLogger(__name__)
+
+_MAX_BACKOFF = 30.0
+Outcome = Literal["sent", "unreachable", "server-error", "refused"]
+
+
+def check_webhook_url(url: str) -> str:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise FacetrackError(f"malformed webhook URL {redact(url)}: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise FacetrackError(f"webhook URL {redact(url)} must be http(s)://host[:port]/path")
+    return url
+
+
+def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """`https://user:pass@host/…` → the URL without them and a Basic Authorization header."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.username:
+        return url, {}
+    user = urllib.parse.unquote(parts.username)
+    password = urllib.parse.unquote(parts.password or "")
+    netloc = parts.hostname or ""
+    netloc = f"[{netloc}]" if ":" in netloc else netloc
+    if parts.port:
+        netloc += f":{parts.port}"
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
+
+
+class WebhookSink:
+    name = "webhook"
+
+    def __init__(self, url: str, config: WebhookConfig) -> None:
+        self.url, self._headers = _split_credentials(check_webhook_url(url))
+        self.label = redact(url).split("?", 1)[0]  # a query string often carries a token
+        self.config = config
+        self.sent = 0
+        self.failed = 0  # posts the server refused or kept failing
+        self.dropped = 0  # posts pushed out of a full queue, or still queued at exit
+        self._queue: deque[bytes] = deque()
+        self._cond = threading.Condition()
+        self._closing = threading.Event()
+        self._down = False
+        self._refusals_said: set[int] = set()
+        self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
+        self._thread.start()
+
+    def publish(self, camera: str, topic: str, payload: dict[str, Any], retain: bool = False) -> None:
+        body = json.dumps({"topic": topic, **payload}, separators=(",", ":")).encode()
+        with self._cond:
+            if len(self._queue) >= self.config.queue_size:
+                self._queue.popleft()
+                self.dropped += 1
+            self._queue.append(body)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing.is_set():
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                body = self._queue.popleft()
+            if not self._deliver(body):
+                return  # closing while the endpoint is down: close() counts what is left
+
+    def _deliver(self, body: bytes) -> bool:
+        """Post one alert, retrying as the outcome allows; False when closing interrupted the retries."""
+        delay = self.config.backoff
+        server_errors = 0
+        while True:
+            outcome, detail = self._post(body)
+            if outcome == "sent":
+                self.sent += 1
+                if self._down:
+                    log.warning("webhook %s is reachable again", self.label)
+                    self._down = False
+                return True
+            if outcome == "refused":
+                self.failed += 1
+                if int(detail.split()[0]) not in self._refusals_said:  # say each kind of refusal once
+                    self._refusals_said.add(int(detail.split()[0]))
+                    log.warning("webhook %s refused an alert (%s); such alerts are not retried", self.label, detail)
+                return True
+            if not self._down:
+                self._down = True
+                log.warning("webhook %s: %s; alerts are kept (at most %d) and retried",
+                            self.label, detail, self.config.queue_size)
+            if outcome == "server-error":
+                server_errors += 1
+                if server_errors > self.config.retries:
+                    self.failed += 1
+                    return True
+            if self._closing.is_set():
+                with self._cond:
+                    self._queue.appendleft(body)
+                return False
+            self._closing.wait(delay)
+            delay = min(delay * 2, _MAX_BACKOFF)
+
+    def _post(self, body: bytes) -> tuple[Outcome, str]:
+        request = urllib.request.Request(self.url, data=body, method="POST", headers={
+            "Content-Type": "application/json", "User-Agent": "facetrack", **self._headers})
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
+                response.read()
+            return "sent", ""
+        except urllib.error.HTTPError as exc:
+            detail = f"{exc.code} {exc.reason}"
+            retry = exc.code >= 500 or exc.code in (408, 429)
+            return ("server-error" if retry else "refused"), detail
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            return "unreachable", redact(f"it cannot be reached ({reason})")
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def describe(self) -> str:
+        state = "down" if self._down else "up"
+        return f"{state}, {self.sent} sent, {len(self._queue)} queued, {self.failed} failed, {self.dropped} dropped"
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Deliver what is queued for up to `timeout` s (once each while the endpoint is down), then stop."""
+        deadline = time.monotonic() + timeout
+        while self._queue and not self._down and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._closing.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        with self._cond:
+            self.dropped += len(self._queue)
+            self._queue.clear()

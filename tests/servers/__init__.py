@@ -1,0 +1,226 @@
+"""Real servers on loopback for the live tests: an RTSP server, an MQTT broker and a webhook receiver.
+
+The RTSP server is GStreamer's gst-rtsp-server driven by the system Python (PyGObject); the broker is
+Mosquitto; both come from Debian packages that scripts/test.sh installs. Where one is missing the test is
+skipped, or fails when FACETRACK_TEST_ASSETS is set (the full suite must not quietly shrink).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+HERE = Path(__file__).resolve().parent
+SYSTEM_PYTHON = "/usr/bin/python3"  # the interpreter Debian's python3-gi belongs to
+
+
+def unavailable(what: str) -> None:
+    """Skip, or fail where the real test assets are set (the full suite must run then)."""
+    message = f"{what} (scripts/test.sh installs it with apt-get)"
+    if os.environ.get("FACETRACK_TEST_ASSETS"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def looped_clip(clip: Path, target: Path, repeats: int) -> Path:
+    """The clip's video repeated `repeats` times, remuxed without re-encoding (a long "camera" feed)."""
+    with av.open(str(clip)) as src:
+        stream = src.streams.video[0]
+        packets = [p for p in src.demux(stream) if p.dts is not None]
+        span = max(p.pts for p in packets) - min(p.pts for p in packets) + packets[0].duration
+        with av.open(str(target), "w") as dst:
+            out = dst.add_stream_from_template(stream)
+            for k in range(repeats):
+                for packet in packets:
+                    copy = av.Packet(bytes(packet))
+                    copy.pts, copy.dts = packet.pts + k * span, packet.dts + k * span
+                    copy.duration, copy.time_base = packet.duration, packet.time_base
+                    copy.is_keyframe = packet.is_keyframe
+                    copy.stream = out
+                    dst.mux(copy)
+    return target
+
+
+def rtsp_server_available() -> bool:
+    if not Path(SYSTEM_PYTHON).exists():
+        return False
+    probe = ("import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0'); "
+             "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+             "assert all(Gst.ElementFactory.find(e) for e in ('qtdemux','h264parse','rtph264pay'))")
+    return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True).returncode == 0
+
+
+class RtspServer:
+    """gst-rtsp-server serving `video` at rtsp://127.0.0.1:<port>/clip; stop() and start() again at will."""
+
+    def __init__(self, video: Path, port: int | None = None) -> None:
+        if not rtsp_server_available():
+            unavailable("no RTSP server: the system python3 lacks PyGObject with gst-rtsp-server "
+                        "(python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-good/-bad)")
+        self.video = video
+        self.port = port or free_port()
+        self.process: subprocess.Popen[str] | None = None
+
+    def url(self, credentials: str = "") -> str:
+        return f"rtsp://{credentials}127.0.0.1:{self.port}/clip"
+
+    def start(self) -> RtspServer:
+        self.process = subprocess.Popen(
+            [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), "--port", str(self.port), "--file", str(self.video)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if line.strip() != "ready":
+            process = self.process
+            self.stop()
+            errors = process.stderr.read() if process.stderr else ""
+            pytest.fail(f"the RTSP server did not start: {line} {errors}")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@contextmanager
+def rtsp_server(video: Path) -> Iterator[RtspServer]:
+    server = RtspServer(video).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def mosquitto_path() -> str | None:
+    return shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).exists()), None)
+
+
+@contextmanager
+def mosquitto(tmp_path: Path, port: int | None = None) -> Iterator[int]:
+    """A Mosquitto broker on loopback (a free port unless given); yields the port."""
+    binary = mosquitto_path()
+    if binary is None:
+        unavailable("no MQTT broker: mosquitto is not installed")
+    port = port or free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        if not wait_for_port(port):
+            pytest.fail(f"mosquitto did not start: {process.stderr.read().decode() if process.stderr else ''}")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+
+
+class MqttRecorder:
+    """A paho subscriber that keeps every message under `topic` (topic, JSON payload, retained flag)."""
+
+    def __init__(self, port: int, topic: str = "facetrack/#") -> None:
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[tuple[str, Any, bool]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-recorder-{port}")
+        self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self._client.on_subscribe = lambda *args: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect("127.0.0.1", port)
+        self._client.loop_start()
+        assert self._subscribed.wait(10), "the test subscriber could not subscribe"
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        with self._lock:
+            self.messages.append((message.topic, json.loads(message.payload), bool(message.retain)))
+
+    def on(self, topic: str) -> list[Any]:
+        with self._lock:
+            return [payload for t, payload, _ in self.messages if t == topic]
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+class WebhookReceiver:
+    """An HTTP server on loopback that records JSON posts; `fail_first` answers the first N with 503."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.failures_left = fail_first
+        self.attempts = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.attempts += 1
+                if receiver.failures_left > 0:
+                    receiver.failures_left -= 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                receiver.posts.append({"content_type": self.headers.get("Content-Type"),
+                                       "authorization": self.headers.get("Authorization"), **json.loads(body)})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def wait_until(condition: Any, timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return bool(condition())
