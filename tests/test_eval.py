@@ -218,3 +218,11 @@ def test_eval_command_mistakes_are_one_line(tmp_path: Path, scene_files: tuple[P
                           ((events, "--truth", truth, "--plot", tmp_path / "no" / "p.png"), "does not exist")):
         result = run_cli("eval", *args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_annotate_draws_a_timeline_without_an_events_file(tmp_path: Path, clip_path: Path,
+                                                          fast_detector_path: Path) -> None:
+    picture = tmp_path / "who.png"
+    result = run_cli("annotate", clip_path, "--timeline", picture, "--detector", fast_detector_path)
+    assert result.returncode == 0, result.stderr
+    assert picture.read_bytes()[:4] == b"\x89PNG" and list(tmp_path.iterdir()) == [picture]
