@@ -41,6 +41,9 @@ class RuntimeConfig(_Section):
     providers: Literal["auto"] | list[str] = "auto"
     require_gpu: bool = False  # refuse to start when no GPU provider runs, instead of warning and using the CPU
     intra_op_threads: int = 0  # 0: onnxruntime's default (all cores)
+    # onnxruntime's worker threads busy-wait after each run by default; on a few cores that steals the CPU
+    # from the next stage (measured: a detection right after two embeddings took 55 ms instead of 31 ms).
+    allow_spinning: bool = False
     device_id: int = Field(0, ge=0)  # which GPU, for CUDA and TensorRT
     # cuDNN's convolution search: EXHAUSTIVE benchmarks every new input shape (a stall per new batch size),
     # HEURISTIC picks at once, DEFAULT takes the first algorithm.

@@ -267,3 +267,11 @@ def test_annotate_says_what_each_model_runs_on(clip_run: dict, detector_path: Pa
     assert f"recognizer {recognizer_path.name} on " in clip_run["stderr"]  # the line may wrap at the terminal width
     if best == "CPU":
         assert f"detector {detector_path.name} on CPU" in line
+
+
+@pytest.mark.parametrize("spinning", [False, True])
+def test_idle_worker_threads_do_not_spin_unless_asked(recognizer_path: Path, spinning: bool) -> None:
+    config = load_config(None, {"runtime": {"allow_spinning": spinning}}).runtime
+    session = create_session(recognizer_path, config)
+    entry = session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+    assert entry == ("1" if spinning else "0")

@@ -169,6 +169,7 @@ def create_session(path: Path, config: RuntimeConfig, *, role: Role | None = Non
     options = ort.SessionOptions()
     if config.intra_op_threads:
         options.intra_op_num_threads = config.intra_op_threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.allow_spinning else "0")
     options.log_severity_level = 3  # onnxruntime's own warnings go to stderr unfiltered otherwise
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
