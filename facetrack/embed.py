@@ -8,7 +8,6 @@ that the scheduler and the identity stage weigh evidence by.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from insightface.utils import face_align
 
 from facetrack.config import RuntimeConfig
 from facetrack.errors import FacetrackError
+from facetrack.models.registry import sha256_of
 from facetrack.models.runtime import create_session, run_with_binding
 
 CROP_SIZE = 112
@@ -91,11 +91,7 @@ class FaceEmbedder:
 
 def model_fingerprint(path: Path) -> str:
     """SHA-256 of the model file: a gallery is only ever compared with embeddings of the same model."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_of(path)
 
 
 @dataclass(frozen=True)
