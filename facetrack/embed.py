@@ -100,13 +100,18 @@ class FaceQuality:
 
     size: float  # shorter side of the box, pixels
     frontal: float  # 1 = frontal, 0 = full profile (from the landmarks' symmetry)
-    sharpness: float  # variance of the Laplacian of the aligned crop
+    sharpness: float | None = None  # variance of the Laplacian of the aligned crop; None: not looked at yet
+
+    @property
+    def view(self) -> float:
+        """Size and pose alone: known from the landmarks, before any crop is made."""
+        size_term = min(1.0, self.size / 80.0)  # faces of 80 px and more are as good as it gets here
+        return float(size_term * (0.3 + 0.7 * self.frontal))
 
     @property
     def score(self) -> float:
-        size_term = min(1.0, self.size / 80.0)  # faces of 80 px and more are as good as it gets here
-        sharp_term = min(1.0, self.sharpness / 150.0)
-        return float(size_term * (0.3 + 0.7 * self.frontal) * (0.5 + 0.5 * sharp_term))
+        sharp_term = 1.0 if self.sharpness is None else min(1.0, self.sharpness / 150.0)
+        return self.view * (0.5 + 0.5 * sharp_term)
 
 
 def frontalness(landmarks: np.ndarray) -> np.ndarray:
@@ -124,7 +129,8 @@ def sharpness(crops: np.ndarray) -> np.ndarray:
 
 
 def face_quality(boxes: np.ndarray, landmarks: np.ndarray, crops: np.ndarray | None = None) -> list[FaceQuality]:
+    """Quality per face; sharpness only where the aligned crops are given."""
     sizes = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     fronts = frontalness(landmarks)
-    sharp = sharpness(crops) if crops is not None else np.full(len(boxes), 150.0)
-    return [FaceQuality(float(s), float(f), float(h)) for s, f, h in zip(sizes, fronts, sharp, strict=True)]
+    sharp: list[float | None] = [float(v) for v in sharpness(crops)] if crops is not None else [None] * len(boxes)
+    return [FaceQuality(float(s), float(f), h) for s, f, h in zip(sizes, fronts, sharp, strict=True)]

@@ -18,7 +18,7 @@ import supervision as sv
 
 from facetrack.config import FacetrackConfig
 from facetrack.detect import LANDMARKS, FaceDetector
-from facetrack.embed import FaceEmbedder, FaceQuality, face_quality
+from facetrack.embed import CROP_SIZE, FaceEmbedder, FaceQuality, face_quality
 from facetrack.gallery import Enroller, Gallery, open_gallery
 from facetrack.identity import IdentityManager
 from facetrack.models.registry import cache_root, resolve_model
@@ -129,13 +129,28 @@ class Pipeline:
         if self.scheduler is None or self.embedder is None or self.identity is None:
             return None
         with self.times.measure("embed"):
-            detections = result.detections
-            landmarks = detections.data[LANDMARKS]
-            crops = self.embedder.align(result.frame.image, landmarks)
-            qualities = face_quality(detections.xyxy, landmarks, crops)
+            detections, pts = result.detections, result.frame.pts
+            boxes, landmarks = detections.xyxy, detections.data[LANDMARKS]
             track_ids = [int(t) for t in detections.tracker_id]
-            chosen = self.scheduler.select(track_ids, qualities, result.frame.pts, self.identity.decided_tracks())
-        return EmbeddingPlan(chosen, crops[chosen], [qualities[i] for i in chosen])
+            # Size and pose come free with the landmarks; sharpness needs the aligned crop, so only the faces
+            # that are due get aligned, in order of need, until the budget is filled.
+            views = face_quality(boxes, landmarks)
+            plan = EmbeddingPlan([], np.empty((0, CROP_SIZE, CROP_SIZE, 3), np.uint8), [])
+            crops = []
+            for i in self.scheduler.select(track_ids, views, pts, self.identity.decided_tracks()):
+                crop = self.embedder.align(result.frame.image, landmarks[i:i + 1])
+                quality = face_quality(boxes[i:i + 1], landmarks[i:i + 1], crop)[0]
+                if not self.scheduler.trusted(quality):
+                    self.scheduler.too_blurred(track_ids[i], pts)
+                    continue
+                plan.positions.append(i)
+                plan.qualities.append(quality)
+                crops.append(crop[0])
+                if len(crops) == self.config.embedding.max_per_frame:
+                    break
+            if crops:
+                plan.crops = np.stack(crops)
+        return plan
 
     def apply(self, result: FrameResult, plan: EmbeddingPlan | None, vectors: np.ndarray | None) -> None:
         """Feed the new embeddings to the identity stage and label the frame's faces."""

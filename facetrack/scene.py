@@ -16,7 +16,8 @@ class CutDetector:
         self._previous: np.ndarray | None = None
 
     def is_cut(self, image: np.ndarray) -> bool:
-        thumb = cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA)
+        step = max(1, image.shape[1] // 256)  # every n-th pixel first: area-averaging a 1080p frame costs 2 ms
+        thumb = cv2.resize(image[::step, ::step], (64, 36), interpolation=cv2.INTER_AREA)
         hsv = cv2.cvtColor(thumb, cv2.COLOR_BGR2HSV)
         hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
         cv2.normalize(hist, hist)

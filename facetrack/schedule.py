@@ -16,8 +16,8 @@ from facetrack.embed import FaceQuality
 
 @dataclass
 class _TrackSchedule:
-    last_pts: float
-    quality: float  # quality of the face last embedded
+    last_pts: float  # when the track was last embedded, or last found too blurred
+    view: float  # size-and-pose quality of the face last embedded
 
 
 # Priorities, highest first.
@@ -30,10 +30,10 @@ class EmbeddingScheduler:
         self._tracks: dict[int, _TrackSchedule] = {}
 
     def trusted(self, quality: FaceQuality) -> bool:
-        """Large, sharp and frontal enough for its embedding to count as evidence."""
+        """Large, frontal (and, once its crop is looked at, sharp) enough for its embedding to count as evidence."""
         c = self.config
-        return (quality.size >= c.min_face_size and quality.sharpness >= c.min_sharpness
-                and quality.frontal >= c.min_frontal)
+        sharp_enough = quality.sharpness is None or quality.sharpness >= c.min_sharpness
+        return quality.size >= c.min_face_size and quality.frontal >= c.min_frontal and sharp_enough
 
     def priority(self, track_id: int, quality: FaceQuality, pts: float, decided: bool) -> float:
         """0 when the face need not be embedded now; else higher for more urgent (fractions break ties)."""
@@ -41,10 +41,10 @@ class EmbeddingScheduler:
             return 0.0
         state = self._tracks.get(track_id)
         if state is None:
-            return NEW + quality.score / 10
+            return NEW + quality.view / 10
         since = pts - state.last_pts
         interval = self.config.decided_interval if decided else self.config.undecided_interval
-        clearly_better = quality.score >= max(state.quality * self.config.improvement, state.quality + 0.1)
+        clearly_better = quality.view >= max(state.view * self.config.improvement, state.view + 0.1)
         if clearly_better and since >= self.config.improvement_gap:
             return IMPROVED + min(since / interval, 1.0) / 10
         if since >= interval:
@@ -53,14 +53,21 @@ class EmbeddingScheduler:
 
     def select(self, track_ids: list[int], qualities: list[FaceQuality], pts: float,
                decided: set[int]) -> list[int]:
-        """Positions (into `track_ids`) to embed this frame, most needed first, at most the budget."""
+        """Positions (into `track_ids`) of the faces due for an embedding, most needed first.
+
+        The caller aligns them in this order, drops the blurred ones (`too_blurred`) and stops at the budget.
+        """
         scored = [(self.priority(t, q, pts, t in decided), i)
                   for i, (t, q) in enumerate(zip(track_ids, qualities, strict=True))]
-        due = sorted((item for item in scored if item[0] > 0), reverse=True)
-        return [i for _, i in due[: self.config.max_per_frame]]
+        return [i for _, i in sorted((item for item in scored if item[0] > 0), reverse=True)]
 
     def embedded(self, track_id: int, quality: FaceQuality, pts: float) -> None:
-        self._tracks[track_id] = _TrackSchedule(pts, quality.score)
+        self._tracks[track_id] = _TrackSchedule(pts, quality.view)
+
+    def too_blurred(self, track_id: int, pts: float) -> None:
+        """The face was due but its crop is too blurred: look again after an interval, not every frame."""
+        previous = self._tracks.get(track_id)
+        self._tracks[track_id] = _TrackSchedule(pts, previous.view if previous else 0.0)
 
     def forget(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
