@@ -44,8 +44,8 @@ from facetrack.errors import FacetrackError
 from facetrack.gallery import Gallery
 from facetrack.models.registry import resolve_model
 from facetrack.pipeline import Pipeline, StageTimes, load_identity_models
-from facetrack.sinks.drawing import IDENTITY, FrameAnnotator
-from facetrack.sinks.events import EventWriter
+from facetrack.sinks.drawing import IDENTITY, SIMILARITY, FrameAnnotator
+from facetrack.sinks.events import KNOWN, EventWriter, frame_event
 from facetrack.sinks.video import VideoWriter
 from facetrack.sources import FileSource, Frame, HWAccelMode, ThreadedReader, VideoInfo
 
@@ -208,12 +208,13 @@ class FacetrackRunner(Runner):
     name = "facetrack"
 
     def __init__(self, config: FacetrackConfig, info: VideoInfo, video_dir: Path | None, detector: FaceDetector,
-                 embedder: FaceEmbedder, gallery: Gallery | None) -> None:
+                 embedder: FaceEmbedder, gallery: Gallery | None, events: Path | None = None) -> None:
         super().__init__(config, info, video_dir)
         self.pipeline = Pipeline(config, detector=detector, frame_rate=float(info.fps), embedder=embedder,
                                  gallery=gallery)
         self.times = self.pipeline.times
-        self._events = EventWriter(os.devnull)  # made and serialised as in the product, then dropped
+        # Made and serialised as in the product; kept only when asked for (to score with `facetrack eval`).
+        self._events = EventWriter(events or os.devnull)
 
     def work(self, frame: Frame) -> sv.Detections:
         result = self.pipeline.process(frame)
@@ -229,15 +230,19 @@ class FacetrackRunner(Runner):
 
 
 class NaiveRunner(Runner):
-    """What most face tools do: detect, then align, embed and match every face in every frame."""
+    """What most face tools do: detect, then align, embed and match every face in every frame, deciding each
+    face of each frame on its own (same threshold, margin and one name per frame as facetrack; no tracking,
+    no memory)."""
 
     name = "naive"
 
     def __init__(self, config: FacetrackConfig, info: VideoInfo, video_dir: Path | None, detector: FaceDetector,
-                 embedder: FaceEmbedder, gallery: Gallery | None) -> None:
+                 embedder: FaceEmbedder, gallery: Gallery | None, events: Path | None = None) -> None:
         super().__init__(config, info, video_dir)
         self.detector, self.embedder, self.gallery = detector, embedder, gallery
+        self.thresholds = config.identity.thresholds_for(embedder.name)
         self._embedded = 0
+        self._events = EventWriter(events) if events is not None else None
 
     def work(self, frame: Frame) -> sv.Detections:
         with self.times.measure("detect"):
@@ -246,13 +251,24 @@ class NaiveRunner(Runner):
             vectors = self.embedder.embed(frame.image, detections.data[LANDMARKS])
         with self.times.measure("identify"):
             if self.gallery is not None and len(self.gallery) and len(vectors):
-                best = self.gallery.similarities(vectors).argmax(axis=1)  # nearest person, face by face
-                detections.data[IDENTITY] = np.array([self.gallery.names[i] for i in best], dtype=object)
+                names = self.gallery.identify(vectors, self.thresholds.threshold, self.thresholds.margin)
+                detections.data[IDENTITY] = np.array([name for name, _ in names], dtype=object)
+                detections.data[KNOWN] = np.array([name is not None for name, _ in names], dtype=bool)
+                detections.data[SIMILARITY] = np.array([sim if name else np.nan for name, sim in names])
+        # No tracker: every face of every frame is a sighting of its own.
+        detections.tracker_id = frame.index * 1000 + np.arange(len(detections))
+        if self._events is not None:
+            self._events.write([frame_event(frame.index, frame.pts, detections)])
         self._embedded += len(vectors)
         return detections
 
     def embeddings(self) -> int:
         return self._embedded
+
+    def close(self) -> None:
+        super().close()
+        if self._events is not None:
+            self._events.close()
 
 
 class FloorRunner(Runner):
@@ -362,8 +378,11 @@ def _warm_up(path: Path, hwaccel: HWAccelMode, detector: FaceDetector, embedder:
 
 def run_bench(config: FacetrackConfig, input_path: Path, max_frames: int | None = None, video: bool = False,
               speed_twin: bool | None = None, repeat: int = 1, interleave: bool = False,
-              progress: Progress | None = None) -> BenchResult:
+              progress: Progress | None = None, events_dir: Path | None = None) -> BenchResult:
     """facetrack, the naive baseline and the detector floor on the first `max_frames` frames of `input_path`.
+
+    With `events_dir`, facetrack's and the naive baseline's events go to `facetrack.jsonl` and `naive.jsonl`
+    there, for `facetrack eval` to score the identities both gave.
 
     With `repeat` > 1 the three runs are made in turn that many times and the fastest of each is kept (of
     interleaved passes, the fastest pass): on a machine shared with other work, the fastest is the least
@@ -388,8 +407,10 @@ def run_bench(config: FacetrackConfig, input_path: Path, max_frames: int | None 
         interleaved=interleave, memory=memory.method)
 
     makers: list[Callable[[Path | None], Runner]] = [
-        lambda video_dir: FacetrackRunner(config, info, video_dir, detector, embedder, gallery),
-        lambda video_dir: NaiveRunner(config, info, video_dir, detector, embedder, gallery),
+        lambda video_dir: FacetrackRunner(config, info, video_dir, detector, embedder, gallery,
+                                          events_dir / "facetrack.jsonl" if events_dir else None),
+        lambda video_dir: NaiveRunner(config, info, video_dir, detector, embedder, gallery,
+                                      events_dir / "naive.jsonl" if events_dir else None),
         lambda video_dir: FloorRunner(config, info, video_dir, detector),
     ]
 

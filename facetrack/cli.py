@@ -308,6 +308,9 @@ def bench(
         "--interleave", help="The three runs share one decoding pass and take turns on blocks of 10 frames: "
                              "fair ratios on a machine busy with other work.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
+    events_dir: Annotated[Path | None, typer.Option(
+        "--events-dir", help="Write facetrack.jsonl and naive.jsonl here, to compare their identities with "
+                             "`facetrack eval`.")] = None,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
     recognizer: RecognizerOpt = None,
@@ -335,8 +338,10 @@ def bench(
                 tasks[name] = progress.add_task(RUN_TITLES[name], total=total)  # a new turn, a new bar
             progress.update(tasks[name], completed=done)
 
+        if events_dir is not None and not events_dir.is_dir():
+            raise FacetrackError(f"--events-dir {events_dir} is not a folder (create it first)")
         result = run_bench(cfg, input, frames, video=video, speed_twin=speed_twin, repeat=repeat,
-                           interleave=interleave, progress=on_frame)
+                           interleave=interleave, progress=on_frame, events_dir=events_dir)
     if result.speed_twin:
         console.print(f"[yellow]speed twin[/]: {result.recognizer} has random weights; identity quality is not "
                       "measured in this mode (names are meaningless), only speed")

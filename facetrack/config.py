@@ -115,7 +115,7 @@ class TrackerConfig(_Section):
 class EmbeddingConfig(_Section):
     """When faces are embedded: throttled per track, not every face every frame."""
 
-    undecided_interval: float = Field(0.3, gt=0.0)  # seconds between embeddings while a track's identity is open
+    undecided_interval: float = Field(0.1, gt=0.0)  # seconds between embeddings while a track's identity is open
     decided_interval: float = Field(2.0, gt=0.0)  # seconds between re-checks once decided, to catch a mistake
     improvement: float = Field(1.3, ge=1.0)  # embed at once when face quality grows by this factor
     improvement_gap: float = Field(0.1, ge=0.0)  # …but not more often than this, in seconds

@@ -79,10 +79,13 @@ def clip_run(tmp_path_factory: pytest.TempPathFactory, clip_path: Path, gallery_
     import json
 
     out = tmp_path_factory.mktemp("clip_run")
-    video, events_path = out / "out.mp4", out / "out.jsonl"
-    result = run_cli("annotate", clip_path, "-o", video, "--events", events_path, "--gallery", gallery_dir,
-                     "--detector", detector_path, "--recognizer", recognizer_path, timeout=900)
+    video, events_path, timeline = out / "out.mp4", out / "out.jsonl", out / "timeline.png"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FACETRACK_HOME", str(out / "home"))  # the gallery cache goes here, not into the user's home
+        result = run_cli("annotate", clip_path, "-o", video, "--events", events_path, "--timeline", timeline,
+                         "--gallery", gallery_dir, "--detector", detector_path, "--recognizer", recognizer_path,
+                         timeout=900)
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in events_path.read_text().splitlines()]
-    return {"video": video, "events_path": events_path, "events": events,
+    return {"video": video, "events_path": events_path, "events": events, "timeline": timeline, "out": out,
             "frames": [e for e in events if e["type"] == "frame"], "stderr": result.stderr}

@@ -1,7 +1,7 @@
 """The whole product on the real clip, scored by `facetrack eval` against the hand-labelled truth.
 
 Thresholds are set from what the product achieves with scrfd_2.5g_bnkps + mobilefacenet_128 and the shared
-gallery (Lin-Manuel close-up recall 0.92, Obama 0.84 named after 0.33 s, no false name, IDF1 0.81, HOTA 0.78),
+gallery (Lin-Manuel close-up recall 0.97, Obama 0.94 named after 0.13 s, no false name, IDF1 0.81, HOTA 0.78),
 with a little room; and never weaker than: Lin-Manuel named in ≥ 90 % of his close-up face-frames, Obama named,
 no stranger ever named.
 """
@@ -19,15 +19,8 @@ TRUTH = Path(__file__).parent / "data" / "short_hamilton_clip.truth.jsonl"
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory: pytest.TempPathFactory, clip_path: Path, detector_path: Path, recognizer_path: Path,
-           gallery_dir: Path) -> dict:
-    out = tmp_path_factory.mktemp("eval-clip")
-    events = out / "events.jsonl"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("FACETRACK_HOME", str(out / "home"))  # the gallery cache goes here, not into the user's home
-        annotated = run_cli("annotate", clip_path, "--events", events, "--timeline", out / "timeline.png",
-                            "--detector", detector_path, "--recognizer", recognizer_path, "--gallery", gallery_dir)
-    assert annotated.returncode == 0, annotated.stderr
+def scored(clip_run: dict) -> dict:
+    events, out = clip_run["events_path"], clip_run["out"]
     result = run_cli("eval", events, "--truth", TRUTH, "--json", "--plot", out / "eval.png")
     assert result.returncode == 0, result.stderr
     tables = run_cli("eval", events, "--truth", TRUTH)
