@@ -1,7 +1,7 @@
 """Shot-cut detection: a cut ends every track, so an ID never jumps from one person to another across it.
 
 ByteTrack matches boxes by overlap alone; at a hard cut a new face at a similar place would inherit the old
-track. Comparing colour histograms of a tiny thumbnail catches cuts for a few microseconds per frame.
+track. Comparing colour histograms of a tiny thumbnail catches cuts for a fraction of a millisecond per frame.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ class CutDetector:
         self._previous: np.ndarray | None = None
 
     def is_cut(self, image: np.ndarray) -> bool:
-        step = max(1, image.shape[1] // 256)  # every n-th pixel first: area-averaging a 1080p frame costs 2 ms
+        step = max(1, image.shape[1] // 480)  # every n-th pixel of a large frame first: averaging 1080p costs 2 ms
         thumb = cv2.resize(image[::step, ::step], (64, 36), interpolation=cv2.INTER_AREA)
         hsv = cv2.cvtColor(thumb, cv2.COLOR_BGR2HSV)
         hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
