@@ -106,8 +106,10 @@ class Pipeline:
     def process(self, frame: Frame) -> FrameResult:
         result = self.detect_track(frame)
         plan = self.plan(result)
-        with self.times.measure("embed"):
-            vectors = self.embedder.embed_crops(plan.crops) if plan is not None and self.embedder else None
+        vectors = None
+        if plan is not None and self.embedder is not None:
+            with self.times.measure("embed"):
+                vectors = self.embedder.embed_crops(plan.crops)
         self.apply(result, plan, vectors)
         return result
 
