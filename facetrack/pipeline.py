@@ -173,17 +173,15 @@ class Pipeline:
             detections.data[KNOWN] = np.array(known, dtype=bool)
             detections.data[SIMILARITY] = np.array(sims, dtype=float)
             detections.data[IDENTITY_STATE] = np.array(states, dtype=object)
-            for track_id in result.ended:
-                self.identity.end(track_id, frame.pts)
-                self.scheduler.forget(track_id)
+            self.close_tracks(result.ended, frame.pts)
 
     def finish(self, last_index: int, last_pts: float) -> list[Event]:
         """Events that close the stream: every live track ends."""
         return [track_event("track_end", t, last_index, last_pts) for t in self.tracker.finish()]
 
     def close_tracks(self, track_ids: list[int], pts: float) -> None:
-        """Tracks ended outside a frame (`finish`: end of stream, a camera that dropped): the identity stage
-        remembers them for re-linking. The live runner calls it from its identity thread."""
+        """The identity stage remembers ended tracks for re-linking: those a frame ended (`apply`) and those
+        ended outside a frame (`finish`: end of stream, a camera that dropped; the live runner calls it then)."""
         if self.identity is None or self.scheduler is None:
             return
         for track_id in track_ids:
