@@ -38,16 +38,17 @@ import numpy as np
 import supervision as sv
 
 from facetrack.config import FacetrackConfig
-from facetrack.detect import LANDMARKS, FaceDetector
+from facetrack.detect import FaceDetector
 from facetrack.embed import FaceEmbedder
 from facetrack.errors import FacetrackError
 from facetrack.gallery import Gallery
 from facetrack.models.registry import resolve_model
 from facetrack.pipeline import Pipeline, StageTimes, load_identity_models
-from facetrack.sinks.drawing import IDENTITY, SIMILARITY, FrameAnnotator
-from facetrack.sinks.events import KNOWN, EventWriter, frame_event
+from facetrack.sinks.drawing import FrameAnnotator
+from facetrack.sinks.events import EventWriter, frame_event
 from facetrack.sinks.video import VideoWriter
 from facetrack.sources import FileSource, Frame, HWAccelMode, ThreadedReader, VideoInfo
+from facetrack.types import IDENTITY, KNOWN, LANDMARKS, SIMILARITY
 
 if TYPE_CHECKING:
     from rich.table import Table

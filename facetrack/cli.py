@@ -510,9 +510,9 @@ def identify(
 
     import cv2
 
-    from facetrack.detect import LANDMARKS
     from facetrack.gallery import open_gallery
     from facetrack.models.registry import cache_root
+    from facetrack.types import LANDMARKS
 
     _setup_logging(False)
     cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
@@ -559,14 +559,15 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):  # usage errors: click's own one-liner
-            exc.show()
+        # Usage errors (missing argument, unknown option) know how to print themselves. They are recognised by
+        # that ability rather than by class: older typer raises click's classes, newer typer its own.
+        show = getattr(exc, "show", None)
+        if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
+            show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
         raise
 
 

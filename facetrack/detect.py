@@ -17,10 +17,10 @@ from insightface.model_zoo.scrfd import SCRFD
 from facetrack.config import DetectorConfig, RuntimeConfig
 from facetrack.errors import FacetrackError
 from facetrack.models.runtime import create_session
+from facetrack.types import LANDMARKS, empty_faces
 
 log = logging.getLogger(__name__)
 
-LANDMARKS = "landmarks"
 # SCRFD exports have 3 or 5 strides × (score, box[, landmarks]) outputs; 9 and 15 are the ones with landmarks.
 _OUTPUTS_WITH_LANDMARKS = (9, 15)
 
@@ -84,9 +84,7 @@ class FaceDetector:
 def to_detections(boxes: np.ndarray, landmarks: np.ndarray | None) -> sv.Detections:
     """SCRFD's (N×5 box+score, N×5×2 landmarks) as `sv.Detections`; landmarks ride along in `.data`."""
     if len(boxes) == 0:
-        empty = sv.Detections.empty()
-        empty.data[LANDMARKS] = np.empty((0, 5, 2), dtype=np.float32)
-        return empty
+        return empty_faces()
     return sv.Detections(
         xyxy=boxes[:, :4].astype(np.float32),
         confidence=boxes[:, 4].astype(np.float32),

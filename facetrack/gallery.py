@@ -22,9 +22,10 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from facetrack.detect import LANDMARKS, FaceDetector
+from facetrack.detect import FaceDetector
 from facetrack.embed import FaceEmbedder, face_quality
 from facetrack.errors import FacetrackError
+from facetrack.types import LANDMARKS
 
 log = logging.getLogger(__name__)
 

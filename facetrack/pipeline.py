@@ -17,18 +17,19 @@ import numpy as np
 import supervision as sv
 
 from facetrack.config import FacetrackConfig
-from facetrack.detect import LANDMARKS, FaceDetector
+from facetrack.detect import FaceDetector
 from facetrack.embed import CROP_SIZE, FaceEmbedder, FaceQuality, face_quality
 from facetrack.gallery import Enroller, Gallery, open_gallery
 from facetrack.identity import IdentityManager
 from facetrack.models.registry import cache_root, resolve_model
 from facetrack.scene import CutDetector
 from facetrack.schedule import EmbeddingScheduler
-from facetrack.sinks.drawing import IDENTITY, IDENTITY_STATE, SIMILARITY, FrameAnnotator
-from facetrack.sinks.events import KNOWN, Event, EventWriter, frame_event, track_event
+from facetrack.sinks.drawing import FrameAnnotator
+from facetrack.sinks.events import Event, EventWriter, frame_event, track_event
 from facetrack.sinks.video import VideoWriter, check_writable
 from facetrack.sources import FileSource, Frame, ThreadedReader
 from facetrack.track import FaceTracker
+from facetrack.types import LANDMARKS, set_identity_columns
 
 
 class StageTimes:
@@ -118,7 +119,8 @@ class Pipeline:
             detections = self.detector.detect(frame.image)
         ended: list[int] = []
         with self.times.measure("track"):
-            if self.cuts is not None and self.cuts.is_cut(frame.image):
+            cut = self.cuts is not None and self.cuts.is_cut(frame.image)
+            if cut or frame.discontinuity:
                 ended = self.tracker.finish()
             update = self.tracker.update(detections, timestamp=frame.pts)
         self.frames += 1
@@ -169,10 +171,7 @@ class Pipeline:
                     result.identity_events += self.identity.observe(track_id, vector, quality.score)
                 self.embeddings += len(plan.positions)
             identities, known, sims, states = self.identity.labels(track_ids)
-            detections.data[IDENTITY] = np.array(identities, dtype=object)
-            detections.data[KNOWN] = np.array(known, dtype=bool)
-            detections.data[SIMILARITY] = np.array(sims, dtype=float)
-            detections.data[IDENTITY_STATE] = np.array(states, dtype=object)
+            set_identity_columns(detections, identities, known, sims, states)
             self.close_tracks(result.ended, frame.pts)
 
     def finish(self, last_index: int, last_pts: float) -> list[Event]:

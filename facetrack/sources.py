@@ -42,6 +42,38 @@ class Frame:
     pts: float  # presentation time in seconds (from the stream, not from the index)
     source_id: str = "0"
     arrival: float = field(default_factory=time.monotonic)  # when it left the decoder, for latency
+    discontinuity: bool = False  # the stream's clock broke just before this frame (tracks end here, as at a cut)
+
+
+class StreamClock:
+    """Presentation times that always increase, from stream timestamps that may not.
+
+    A timestamp that goes back or repeats (two recordings joined, a camera's clock reset) or jumps ahead by more
+    than `max_gap` seconds is a break: the frame is placed one frame period after the previous one and marked
+    as a discontinuity, and later timestamps keep the same offset. Frames without a timestamp are extrapolated.
+    """
+
+    def __init__(self, fps: float, max_gap: float = 10.0) -> None:
+        self.step = 1.0 / fps if fps > 0 else 1.0 / 30
+        self.max_gap = max_gap
+        self._offset = 0.0
+        self._last: float | None = None
+
+    def place(self, raw: float | None) -> tuple[float, bool]:
+        """The frame's time in seconds, and whether the clock broke before it."""
+        last = self._last
+        if last is None:
+            pts, broke = (raw if raw is not None else 0.0), False
+        elif raw is None:
+            pts, broke = last + self.step, False
+        else:
+            pts = raw + self._offset
+            broke = pts <= last or pts - last > self.max_gap
+            if broke:
+                self._offset = last + self.step - raw
+                pts = last + self.step
+        self._last = pts
+        return pts, broke
 
 
 @dataclass(frozen=True)
@@ -142,19 +174,15 @@ class FileSource:
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
-        step = 1.0 / float(self.info.fps)
-        last_pts = -step
+        clock = StreamClock(float(self.info.fps))
         started = time.perf_counter()
         try:
             for decoded in self._container.decode(self._stream):
-                if decoded.pts is not None:
-                    pts = float(decoded.pts * self.info.time_base)
-                else:  # streams without timestamps: extrapolate rather than repeat
-                    pts = last_pts + step
-                last_pts = pts
+                raw = float(decoded.pts * self.info.time_base) if decoded.pts is not None else None
+                pts, broke = clock.place(raw)
                 image = decoded.to_ndarray(format="bgr24")
                 self.decode_seconds += time.perf_counter() - started
-                yield Frame(image, index, pts, self.source_id)
+                yield Frame(image, index, pts, self.source_id, discontinuity=broke)
                 index += 1
                 started = time.perf_counter()
         except av.error.FFmpegError as exc:
@@ -345,8 +373,8 @@ class StreamSource:
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         t0: float | None = None
-        step = 1.0 / float(self.info.fps)
-        last_pts = -step
+        # Live times are arrival times: a long outage is real time passing, not a broken clock.
+        clock = StreamClock(float(self.info.fps), max_gap=float("inf") if self.live else 10.0)
         while not self._stop.is_set():
             container = self._container
             stream = container.streams.video[0]
@@ -359,11 +387,11 @@ class StreamSource:
                     self.decode_seconds += time.perf_counter() - started
                     if self.live:
                         t0 = arrival if t0 is None else t0
-                        pts = arrival - t0
+                        raw: float | None = arrival - t0
                     else:
-                        pts = float(decoded.pts * decoded.time_base) if decoded.pts is not None else last_pts + step
-                    last_pts = pts
-                    yield Frame(image, index, pts, self.source_id, arrival)
+                        raw = float(decoded.pts * decoded.time_base) if decoded.pts is not None else None
+                    pts, broke = clock.place(raw)
+                    yield Frame(image, index, pts, self.source_id, arrival, discontinuity=broke)
                     index += 1
                     if self._stop.is_set():
                         return

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import supervision as sv
 from trackers import ByteTrackTracker
 
 from facetrack.config import TrackerConfig
+from facetrack.types import with_face_columns
 
 
 @dataclass
@@ -30,6 +30,7 @@ class FaceTracker:
         self.frame_rate = frame_rate
         self._tracker = self._new_tracker()
         self._alive: set[int] = set()
+        self._last_timestamp = float("-inf")
 
     def _new_tracker(self) -> ByteTrackTracker:
         c = self.config
@@ -43,18 +44,20 @@ class FaceTracker:
         )
 
     def update(self, detections: sv.Detections, timestamp: float | None) -> TrackUpdate:
-        tracked = self._tracker.update(detections, timestamp=timestamp)
-        if tracked.tracker_id is not None and len(tracked):
+        if timestamp is not None:
+            # ByteTrack skips every update older than its last one; the sources give increasing times, and this
+            # keeps it so for any caller.
+            timestamp = self._last_timestamp = max(timestamp, self._last_timestamp + 1e-6)
+        tracked = with_face_columns(self._tracker.update(detections, timestamp=timestamp))
+        if len(tracked):
             tracked = tracked[tracked.tracker_id >= 0]
-        ids = set(int(i) for i in tracked.tracker_id) if tracked.tracker_id is not None else set()
+        ids = set(int(i) for i in tracked.tracker_id)
         # A track ends when ByteTrack drops it (lost for longer than its buffer), not when it is missed once.
         held = {int(t.tracker_id) for t in self._tracker.tracks if t.tracker_id >= 0}
         started = sorted(ids - self._alive)
         ended = sorted(self._alive - held - ids)
         self._alive = (self._alive | ids) - set(ended)
-        if tracked.tracker_id is None:
-            tracked.tracker_id = np.empty(0, dtype=int)
-        return TrackUpdate(tracked, started, ended)
+        return TrackUpdate(with_face_columns(tracked), started, ended)
 
     def finish(self) -> list[int]:
         """End every live track (end of stream or shot cut); returns their IDs."""

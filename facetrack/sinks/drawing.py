@@ -6,11 +6,7 @@ import numpy as np
 import supervision as sv
 
 from facetrack.config import AnnotationConfig
-from facetrack.detect import LANDMARKS
-
-IDENTITY = "identity"  # per-box label filled by the identity stage (name or unknown-N), when it runs
-SIMILARITY = "similarity"
-IDENTITY_STATE = "identity_state"  # pending | known | unknown | conflict
+from facetrack.types import IDENTITY, IDENTITY_STATE, LANDMARKS, SIMILARITY
 
 
 def face_labels(detections: sv.Detections) -> list[str]:

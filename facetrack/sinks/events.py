@@ -17,10 +17,9 @@ import numpy as np
 import supervision as sv
 
 from facetrack.errors import FacetrackError
-from facetrack.sinks.drawing import IDENTITY, SIMILARITY
+from facetrack.types import IDENTITY, KNOWN, SIMILARITY
 
 Event = dict[str, Any]
-KNOWN = "known"
 
 
 def _round(value: float, digits: int = 2) -> float:
