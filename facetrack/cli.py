@@ -87,7 +87,7 @@ def annotate(
 
     from facetrack.models.runtime import describe_providers
     from facetrack.pipeline import Pipeline, annotate_file
-    from facetrack.sinks.video import check_writable
+    from facetrack.sinks.video import check_video_output, check_writable
     from facetrack.sources import FileSource
 
     _setup_logging(verbose)
@@ -100,7 +100,7 @@ def annotate(
     total, fps = probe.info.frame_count or None, float(probe.info.fps)
     probe.close()
     if output is not None:
-        check_writable(output)
+        check_video_output(output)
     pipeline = Pipeline(cfg, frame_rate=fps)  # models load (and TensorRT engines build) before the progress bar
     console.print(describe_providers(), highlight=False)
     columns = [TextColumn("[bold]annotate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]} fps"),

@@ -57,7 +57,7 @@ class FaceDetector:
 
     def detect(self, image: np.ndarray) -> sv.Detections:
         """Faces in `image` (BGR, H×W×3), highest score first."""
-        boxes, landmarks = self._scrfd.detect(image, input_size=self.input_size)
+        boxes, landmarks = self._scrfd.detect(_pad_extreme_aspect(image), input_size=self.input_size)
         if len(boxes) and self.config.min_face_size:
             sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
             keep = sides >= self.config.min_face_size
@@ -79,6 +79,17 @@ class FaceDetector:
             faces.xyxy -= border
             faces.data[LANDMARKS] -= border
         return faces
+
+
+def _pad_extreme_aspect(image: np.ndarray, most: int = 16) -> np.ndarray:
+    """A 2000×2 frame would shrink to zero rows at the detector's input size: pad its short side (bottom or
+    right, so boxes keep their coordinates) to at least 1/`most` of the long side."""
+    height, width = image.shape[:2]
+    short = max(height, width) // most
+    if height >= short and width >= short:
+        return image
+    return cv2.copyMakeBorder(image, 0, max(0, short - height), 0, max(0, short - width), cv2.BORDER_CONSTANT,
+                              value=(0, 0, 0))
 
 
 def to_detections(boxes: np.ndarray, landmarks: np.ndarray | None) -> sv.Detections:

@@ -38,7 +38,7 @@ from facetrack.pipeline import FrameResult, Pipeline, identity_wanted, load_iden
 from facetrack.sinks.alerts import AlertRouter, Publisher
 from facetrack.sinks.drawing import FrameAnnotator
 from facetrack.sinks.events import Event, EventWriter
-from facetrack.sinks.video import VideoWriter, check_writable
+from facetrack.sinks.video import VideoWriter, check_video_output
 from facetrack.sources import FileSource, Source, StreamSource, ThreadedReader, is_live, open_source, parse_source
 from facetrack.stats import (
     CameraCounters,
@@ -181,7 +181,7 @@ class LiveRunner:
         self.on_event = on_event
         self.record_paths = self._record_paths(record, [c.name for c in cameras])
         for path in self.record_paths.values():
-            check_writable(path, "--record")
+            check_video_output(path, "--record")
         for spec in cameras:
             parse_source(spec.url)  # a malformed URL fails before anything opens
         self._windows = None

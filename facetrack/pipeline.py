@@ -26,7 +26,7 @@ from facetrack.scene import CutDetector
 from facetrack.schedule import EmbeddingScheduler
 from facetrack.sinks.drawing import FrameAnnotator
 from facetrack.sinks.events import Event, EventWriter, frame_event, track_event
-from facetrack.sinks.video import VideoWriter, check_writable
+from facetrack.sinks.video import VideoWriter, check_video_output
 from facetrack.sources import FileSource, Frame, ThreadedReader
 from facetrack.track import FaceTracker
 from facetrack.types import LANDMARKS, set_identity_columns
@@ -227,7 +227,7 @@ def annotate_file(
 ) -> RunSummary:
     """Run the pipeline over every frame of `input_path`, writing the annotated video and/or events."""
     if output_path is not None:
-        check_writable(output_path)
+        check_video_output(output_path)
     source = FileSource(input_path, hwaccel=config.decode.hwaccel)
     reader: ThreadedReader | None = None
     video: VideoWriter | None = None

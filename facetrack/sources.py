@@ -175,14 +175,16 @@ class FileSource:
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         clock = StreamClock(float(self.info.fps))
+        broke = False
         started = time.perf_counter()
         try:
             for decoded in self._container.decode(self._stream):
                 raw = float(decoded.pts * self.info.time_base) if decoded.pts is not None else None
-                pts, broke = clock.place(raw)
+                pts, jumped = clock.place(raw)
+                broke = broke or jumped
                 image = decoded.to_ndarray(format="bgr24")
                 self.decode_seconds += time.perf_counter() - started
-                yield Frame(image, index, pts, self.source_id, discontinuity=broke)
+                yield Frame(image, index, pts, self.source_id, discontinuity=jumped)
                 index += 1
                 started = time.perf_counter()
         except av.error.FFmpegError as exc:
@@ -191,9 +193,10 @@ class FileSource:
             log.warning("%s: %s", self.path, self.error)
         if index == 0 and self.error is None:
             self.error = "no frame could be decoded"
-        elif self.error is None and index < self.info.frame_count - float(self.info.fps):
+        elif self.error is None and not broke and index < self.info.frame_count - float(self.info.fps):
             # FFmpeg ends quietly at a cut-off file; the header's length tells us frames are missing
-            # (a second's slack: a container's duration also counts a longer audio track).
+            # (a second's slack: a container's duration also counts a longer audio track). After a break in
+            # the clock the duration says nothing about the frame count.
             self.error = f"the file ends early: {index} of {self.info.frame_count} frames decoded (truncated?)"
 
     def close(self) -> None:

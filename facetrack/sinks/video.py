@@ -21,6 +21,18 @@ from facetrack.sources import VideoInfo
 log = logging.getLogger(__name__)
 
 
+# Containers that hold H.264 (and MPEG-4 Part 2, the fallback encoder), by file name ending.
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
+
+
+def check_video_output(path: Path, flag: str = "-o") -> None:
+    """Fail before any work is done if the video cannot be written to `path`, its format included."""
+    check_writable(path, flag)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise FacetrackError(f"cannot write {path}: a {path.suffix or 'name without extension'} file cannot hold "
+                             f"the H.264 video (name {flag} with one of {', '.join(VIDEO_SUFFIXES)})")
+
+
 def check_writable(path: Path, flag: str = "-o") -> None:
     """Fail before any work is done if `path` cannot be created."""
     parent = path.expanduser().resolve().parent
@@ -84,7 +96,7 @@ class VideoWriter:
     def __init__(self, path: Path | str, info: VideoInfo, codec: str = "libx264", crf: int = 23,
                  audio_from: Path | None = None, fragmented: bool = False) -> None:
         self.path = Path(path)
-        check_writable(self.path)
+        check_video_output(self.path)
         self.info = info
         options = _FRAGMENTED if fragmented and self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
         try:
@@ -103,14 +115,18 @@ class VideoWriter:
         self._last_pts = -1
         self.frames = 0
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """The encoded (width, height): 4:2:0 needs even sides, so an odd side gains one black row or column."""
+        return self.info.width + self.info.width % 2, self.info.height + self.info.height % 2
+
     def _add_video_stream(self, codec: str, crf: int) -> av.VideoStream:
         if codec not in av.codecs_available:
             log.warning("encoder %s is not available in this PyAV build; writing MPEG-4 instead", codec)
             codec = "mpeg4"
         options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
         stream = self._container.add_stream(codec, rate=self.info.fps, options=options)
-        stream.width = self.info.width
-        stream.height = self.info.height
+        stream.width, stream.height = self.size
         stream.pix_fmt = "yuv420p"
         # Encode in the input's time base so every frame keeps its original timestamp.
         stream.codec_context.time_base = self.info.time_base
@@ -120,6 +136,10 @@ class VideoWriter:
     def write(self, image: np.ndarray, pts_seconds: float) -> None:
         if image.shape[:2] != (self.info.height, self.info.width):  # a camera reopened at another resolution
             image = cv2.resize(image, (self.info.width, self.info.height), interpolation=cv2.INTER_AREA)
+        width, height = self.size
+        if (width, height) != (self.info.width, self.info.height):
+            image = cv2.copyMakeBorder(image, 0, height - self.info.height, 0, width - self.info.width,
+                                       cv2.BORDER_CONSTANT, value=(0, 0, 0))
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         pts = round(pts_seconds / self.info.time_base)
         pts = max(pts, self._last_pts + 1)  # encoders refuse repeated timestamps

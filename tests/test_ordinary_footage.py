@@ -1,0 +1,165 @@
+"""Ordinary footage never breaks it: every command over real clips and generated edge cases.
+
+Real clips (an office that starts empty, a 1080p crowd, talking heads, webcam-like clips) are cut to their first
+frames; edge cases (black stretches, a face that leaves and returns, odd sizes, broken timestamps, a photo named
+.mp4, every codec this PyAV encodes) are made on the fly. Each cell runs the real command line in this process
+(`facetrack.cli.main`, as the `facetrack` script does) and checks what a user sees: the exit status, no
+traceback, one frame event per decoded frame with increasing times, every track ended, outputs that decode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import av
+import pytest
+
+from tests.footage import count_frames, edge_cases, read_frames, write_video
+
+# Real clips, cut to their first frames (name → path under media/real, frames kept).
+REAL = {
+    "empty_room": ("empty_room_people_walk_in.mp4", 40),
+    "crowd_1080p": ("crowd_1080p.mp4", 12),
+    "talking_head_1": ("talking_head_1.mp4", 20),
+    "asl_again": ("asl/again.mkv", 30),
+    "asl_eat": ("asl/eat.mkv", 30),
+}
+EDGE = list(edge_cases(Path(), Path(), Path()))
+CLIPS = list(REAL) + EDGE
+
+
+def run_main(*args: str | Path) -> tuple[int, str, str]:
+    """The `facetrack` command line, in this process: exit status, what it printed to stdout and to stderr."""
+    from facetrack.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = ["facetrack", *map(str, args)]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory: pytest.TempPathFactory, assets: Path, clip_path: Path) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("footage")
+    media = assets / "media"
+    clips: dict[str, Path] = {}
+    for name, (relative, frames) in REAL.items():
+        source = media / "real" / relative
+        with av.open(str(source)) as container:
+            fps = round(float(container.streams.video[0].average_rate or 25))
+        clips[name] = write_video(folder / f"{name}.mp4", read_frames(source, frames), fps=fps)
+    makers = edge_cases(clip_path, media / "real" / "talking_head_1.mp4", media / "images" / "t1.jpg")
+    for name, make in makers.items():
+        clips[name] = make(folder)
+    return clips
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(autouse=True)
+def _private_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACETRACK_HOME", str(home))  # the gallery cache is built once, in here
+
+
+def _models(fast_detector_path: Path, recognizer_path: Path) -> list[str | Path]:
+    return ["--detector", fast_detector_path, "--recognizer", recognizer_path]
+
+
+def _read_events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _check_events(events: list[dict], frames: int) -> None:
+    frame_events = [e for e in events if e["type"] == "frame"]
+    assert len(frame_events) == frames, f"{len(frame_events)} frame events for {frames} decoded frames"
+    times = [e["pts"] for e in frame_events]
+    assert all(b > a for a, b in zip(times, times[1:], strict=False)), f"times do not increase: {times}"
+    assert [e["frame"] for e in frame_events] == list(range(frames))
+    started = [e["track_id"] for e in events if e["type"] == "track_start"]
+    ended = [e["track_id"] for e in events if e["type"] == "track_end"]
+    assert sorted(started) == sorted(ended) and len(set(started)) == len(started)
+    for event in frame_events:
+        named = [f["identity"] for f in event["faces"] if f.get("identity")]
+        assert len(named) == len(set(named)), f"one identity on two faces of frame {event['frame']}"
+
+
+def _check_ran(code: int, stdout: str, stderr: str, expected: int = 0) -> None:
+    printed = stdout + stderr
+    assert "Traceback" not in printed, printed
+    assert code == expected, printed
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_annotate_with_gallery(name: str, footage: dict[str, Path], tmp_path: Path, gallery_dir: Path,
+                               fast_detector_path: Path, recognizer_path: Path) -> None:
+    clip = footage[name]
+    video, events = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    code, stdout, stderr = run_main("annotate", clip, "-o", video, "--events", events, "--gallery", gallery_dir,
+                             *_models(fast_detector_path, recognizer_path))
+    _check_ran(code, stdout, stderr)
+    frames = count_frames(clip)
+    _check_events(_read_events(events), frames)
+    assert count_frames(video) == frames
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_annotate_events_only(name: str, footage: dict[str, Path], tmp_path: Path, fast_detector_path: Path) -> None:
+    clip = footage[name]
+    events = tmp_path / "out.jsonl"
+    code, stdout, stderr = run_main("annotate", clip, "--events", events, "--detector", fast_detector_path)
+    _check_ran(code, stdout, stderr)
+    _check_events(_read_events(events), count_frames(clip))
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_watch_file_with_gallery(name: str, footage: dict[str, Path], tmp_path: Path, gallery_dir: Path,
+                                 fast_detector_path: Path, recognizer_path: Path) -> None:
+    clip = footage[name]
+    events = tmp_path / "watch.jsonl"
+    code, stdout, stderr = run_main("watch", clip, "--events", events, "--gallery", gallery_dir,
+                             *_models(fast_detector_path, recognizer_path))
+    _check_ran(code, stdout, stderr)
+    _check_events(_read_events(events), count_frames(clip))
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_bench(name: str, footage: dict[str, Path], gallery_dir: Path, fast_detector_path: Path,
+               recognizer_path: Path) -> None:
+    code, stdout, stderr = run_main("bench", footage[name], "--frames", "8", "--gallery", gallery_dir, "--json",
+                             *_models(fast_detector_path, recognizer_path))
+    _check_ran(code, stdout, stderr)
+    report = json.loads(stdout)
+    assert report["fps"] > 0
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_identify_frames(name: str, footage: dict[str, Path], tmp_path: Path, gallery_dir: Path,
+                         fast_detector_path: Path, recognizer_path: Path) -> None:
+    import cv2
+
+    frames = read_frames(footage[name], 1000)
+    photos = []
+    for index in sorted({0, len(frames) // 2, len(frames) - 1}):
+        photo = tmp_path / f"frame{index}.png"
+        cv2.imwrite(str(photo), frames[index])
+        photos.append(photo)
+    code, stdout, stderr = run_main("identify", *photos, "--gallery", gallery_dir, "--json",
+                             *_models(fast_detector_path, recognizer_path))
+    _check_ran(code, stdout, stderr)
+    report = json.loads(stdout)
+    assert [Path(entry["image"]).name for entry in report["images"]] == [p.name for p in photos]
