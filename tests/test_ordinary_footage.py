@@ -163,3 +163,46 @@ def test_identify_frames(name: str, footage: dict[str, Path], tmp_path: Path, ga
     _check_ran(code, stdout, stderr)
     report = json.loads(stdout)
     assert [Path(entry["image"]).name for entry in report["images"]] == [p.name for p in photos]
+
+
+@pytest.mark.parametrize("name", ["empty_room", "black_start"])
+def test_watch_rtsp_with_gallery(name: str, footage: dict[str, Path], tmp_path: Path, gallery_dir: Path,
+                                 fast_detector_path: Path, recognizer_path: Path) -> None:
+    """A live camera where nobody is in view at first: identity on, the run goes on and ends cleanly."""
+    from tests.conftest import run_cli
+    from tests.servers import RtspServer, looped_clip
+
+    feed = looped_clip(footage[name], tmp_path / "feed.mp4", repeats=10)
+    events = tmp_path / "events.jsonl"
+    server = RtspServer(feed).start()
+    try:
+        result = run_cli("watch", server.url(), "--events", events, "--gallery", gallery_dir, "--max-frames", "40",
+                         "--duration", "60", *_models(fast_detector_path, recognizer_path), timeout=120)
+    finally:
+        server.stop()
+    _check_ran(result.returncode, result.stdout, result.stderr)
+    lines = _read_events(events)
+    frames = [e for e in lines if e["type"] == "frame"]
+    assert len(frames) == 40
+    times = [e["pts"] for e in frames]
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    started = {e["track_id"] for e in lines if e["type"] == "track_start"}
+    assert started == {e["track_id"] for e in lines if e["type"] == "track_end"}
+
+
+@pytest.mark.parametrize("name", ["times_go_back", "times_jump"])
+def test_a_broken_clock_ends_tracks_and_faces_stay(name: str, footage: dict[str, Path], tmp_path: Path,
+                                                   detector_path: Path) -> None:
+    """Times that go back or jump an hour: the tracks end there as at a cut, and the faces after it are still
+    tracked (the tracker once skipped every frame older than its last one)."""
+    events = tmp_path / "out.jsonl"
+    code, stdout, stderr = run_main("annotate", footage[name], "--events", events, "--detector", detector_path)
+    _check_ran(code, stdout, stderr)
+    lines = _read_events(events)
+    frames = [e for e in lines if e["type"] == "frame"]
+    half = len(frames) // 2
+    assert sum(1 for e in frames[half + 3:] if e["faces"]) >= len(frames[half + 3:]) - 1, "faces vanished"
+    ended_at_break = [e for e in lines if e["type"] == "track_end" and e["frame"] == half]
+    assert ended_at_break, "no track ended at the break in the clock"
+    steps = [b["pts"] - a["pts"] for a, b in zip(frames, frames[1:], strict=False)]
+    assert max(steps) < 1.0  # the hour-long jump is not carried into the output's time
