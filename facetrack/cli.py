@@ -508,8 +508,7 @@ def identify(
     """Every face in still images: the gallery name or `unknown`, with similarity and box."""
     import json
 
-    import cv2
-
+    from facetrack.detect import read_photo
     from facetrack.gallery import open_gallery
     from facetrack.models.registry import cache_root
     from facetrack.types import LANDMARKS
@@ -524,11 +523,13 @@ def identify(
     thresholds = cfg.identity.thresholds_for(enroller.embedder.name)
     report = []
     for image_path in images:
-        image = cv2.imread(str(image_path))
-        if image is None:
+        photo = read_photo(image_path)
+        if photo is None:
             raise FacetrackError(f"cannot read image {image_path}: corrupt or not an image (use JPEG or PNG)")
+        image, scale = photo
         faces = enroller.detector.detect_still(image)
         vectors = enroller.embedder.embed(image, faces.data[LANDMARKS])
+        faces.xyxy *= scale  # boxes in the photo's own pixels
         names = known.identify(vectors, thresholds.threshold, thresholds.margin)
         report.append({"image": str(image_path), "faces": [
             {"identity": name or "unknown", "known": name is not None, "similarity": round(sim, 3),

@@ -81,6 +81,28 @@ class FaceDetector:
         return faces
 
 
+MAX_PHOTO_SIDE = 4000  # larger photos are decoded at 1/2…1/8: faces stay findable, memory stays bounded
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def read_photo(path: Path) -> tuple[np.ndarray, float] | None:
+    """A still image as BGR, and the factor from its pixels back to the file's (1 unless it was reduced);
+    None when the file is not a readable image."""
+    try:
+        probe = cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_8)  # an eighth of the decoding work: the size
+    except cv2.error:  # a side under 8 pixels cannot be reduced: such a photo is small anyway
+        probe = np.zeros((1, 1, 3), np.uint8)
+    if probe is None:
+        return None
+    side = 8 * max(probe.shape[:2])
+    if side <= MAX_PHOTO_SIDE:
+        image, factor = cv2.imread(str(path)), 1
+    else:
+        factor = next((f for f in _REDUCED if side / f <= MAX_PHOTO_SIDE), 8)
+        image = probe if factor == 8 else cv2.imread(str(path), _REDUCED[factor])
+    return (image, float(factor)) if image is not None else None
+
+
 def _pad_extreme_aspect(image: np.ndarray, most: int = 16) -> np.ndarray:
     """A 2000×2 frame would shrink to zero rows at the detector's input size: pad its short side (bottom or
     right, so boxes keep their coordinates) to at least 1/`most` of the long side."""

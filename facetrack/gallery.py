@@ -18,11 +18,10 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from facetrack.detect import FaceDetector
+from facetrack.detect import FaceDetector, read_photo
 from facetrack.embed import FaceEmbedder, face_quality
 from facetrack.errors import FacetrackError
 from facetrack.types import LANDMARKS
@@ -148,10 +147,11 @@ class Enroller:
         self.embedder = embedder
 
     def template(self, photo: Path) -> Template:
-        image = cv2.imread(str(photo)) if photo.is_file() else None
-        if image is None:
+        read = read_photo(photo) if photo.is_file() else None
+        if read is None:
             reason = "not found" if not photo.exists() else "not a readable image (corrupt or unsupported format)"
             raise FacetrackError(f"photo {photo}: {reason}")
+        image = read[0]
         faces = self.detector.detect_still(image)
         if len(faces) == 0:
             raise FacetrackError(f"photo {photo}: no face found (use a photo where the face is clearly visible)")

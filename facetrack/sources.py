@@ -101,6 +101,11 @@ def _say_once(level: int, message: str) -> None:
         log.log(level, "%s", message)
 
 
+def ffmpeg_file(path: Path) -> str:
+    """A local file's name for FFmpeg: absolute, so that `clip:1.mp4` is a file, not the `clip:` protocol."""
+    return str(path.absolute())
+
+
 def _open_container(path: Path, hwaccel: HWAccelMode = "none") -> av.container.InputContainer:
     if not path.exists():
         raise FacetrackError(f"input file not found: {path}")
@@ -110,14 +115,14 @@ def _open_container(path: Path, hwaccel: HWAccelMode = "none") -> av.container.I
     hardware_error: str | None = None
     if device is not None:
         try:
-            container = av.open(str(path), mode="r", hwaccel=HWAccel(device_type=device))
+            container = av.open(ffmpeg_file(path), mode="r", hwaccel=HWAccel(device_type=device))
             return _with_video(path, container)
         except (av.error.FFmpegError, UnicodeDecodeError) as exc:  # no such device here, or a bad file: see below
             hardware_error = getattr(exc, "strerror", None) or type(exc).__name__
     elif hwaccel != "none":
         hardware_error = "this FFmpeg has no cuda device type"
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(ffmpeg_file(path), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise FacetrackError(

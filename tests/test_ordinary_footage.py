@@ -206,3 +206,39 @@ def test_a_broken_clock_ends_tracks_and_faces_stay(name: str, footage: dict[str,
     assert ended_at_break, "no track ended at the break in the clock"
     steps = [b["pts"] - a["pts"] for a, b in zip(frames, frames[1:], strict=False)]
     assert max(steps) < 1.0  # the hour-long jump is not carried into the output's time
+
+
+def test_a_file_name_with_a_colon_is_a_file(footage: dict[str, Path], tmp_path: Path, detector_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`clip:1.mp4` is a file here, not FFmpeg's `clip:` protocol."""
+    import shutil
+
+    shutil.copyfile(footage["black_middle"], tmp_path / "clip:1.mp4")
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = run_main("annotate", "clip:1.mp4", "-o", "out:1.mp4", "--events", "e.jsonl",
+                                    "--detector", detector_path)
+    _check_ran(code, stdout, stderr)
+    assert count_frames(tmp_path / "out:1.mp4") == count_frames(tmp_path / "clip:1.mp4")
+
+
+def test_photos_of_extreme_shapes_and_sizes(tmp_path: Path, images_dir: Path, gallery_dir: Path,
+                                            fast_detector_path: Path, recognizer_path: Path) -> None:
+    """3000×1 and 1×3000 photos are read without an OpenCV error; a 9000-pixel photo is read reduced, and its
+    faces are reported in the photo's own pixels."""
+    import cv2
+
+    group = cv2.imread(str(images_dir / "t1.jpg"))
+    cv2.imwrite(str(tmp_path / "row.png"), cv2.resize(group, (3000, 1)))
+    cv2.imwrite(str(tmp_path / "column.png"), cv2.resize(group, (1, 3000)))
+    scale = 7
+    cv2.imwrite(str(tmp_path / "huge.jpg"), cv2.resize(group, None, fx=scale, fy=scale))
+    code, stdout, stderr = run_main("identify", tmp_path / "row.png", tmp_path / "column.png", images_dir / "t1.jpg",
+                                    tmp_path / "huge.jpg", "--gallery", gallery_dir, "--json",
+                                    *_models(fast_detector_path, recognizer_path))
+    _check_ran(code, stdout, stderr)
+    row, column, small, huge = json.loads(stdout)["images"]
+    assert row["faces"] == [] and column["faces"] == []
+    assert len(huge["faces"]) == len(small["faces"]) == 6
+    small_centres = sorted(((b[0] + b[2]) / 2 for b in (f["box"] for f in small["faces"])))
+    huge_centres = sorted(((b[0] + b[2]) / 2 / scale for b in (f["box"] for f in huge["faces"])))
+    assert max(abs(a - b) for a, b in zip(small_centres, huge_centres, strict=True)) < 10

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from facetrack.errors import FacetrackError
-from facetrack.sources import VideoInfo
+from facetrack.sources import VideoInfo, ffmpeg_file
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class _AudioCopy:
     """Copies the input's first audio stream into the output, up to a given time."""
 
     def __init__(self, source: Path, output: av.container.OutputContainer) -> None:
-        self._input = av.open(str(source))
+        self._input = av.open(ffmpeg_file(source))
         in_stream = self._input.streams.audio[0]
         self._stream = output.add_stream_from_template(in_stream)
         self._packets = self._input.demux(in_stream)
@@ -100,7 +100,7 @@ class VideoWriter:
         self.info = info
         options = _FRAGMENTED if fragmented and self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
         try:
-            self._container = av.open(str(self.path), mode="w", options=options)
+            self._container = av.open(ffmpeg_file(self.path), mode="w", options=options)
         except av.error.FFmpegError as exc:
             raise FacetrackError(f"cannot write {self.path}: {exc.strerror} (use a .mp4 or .mkv name)") from None
         self._stream = self._add_video_stream(codec, crf)
