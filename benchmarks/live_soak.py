@@ -1,11 +1,15 @@
 """Soak `facetrack watch` on a real RTSP stream: latency, fps, drops, reconnect time and memory over minutes.
 
 Starts the loopback RTSP server of the tests (GStreamer's gst-rtsp-server, see tests/servers) on the test clip
-looped, runs `facetrack watch` on it for `--seconds`, restarts the server once midway (`--outage` seconds
-down), and summarises the stats reports the run wrote:
+looped, runs `facetrack watch` on it for `--seconds`, restarts the server `--restarts` times spread over the run
+(`--outage` seconds down each time), and summarises the stats reports the run wrote:
 
     python benchmarks/live_soak.py --seconds 90 --detector ../shared/models/scrfd_500m_bnkps.onnx \\
         [--gallery ../shared/media/gallery --recognizer ../shared/models/mobilefacenet_128.onnx]
+
+`--soak` is the long run: 30 minutes on a stream of the empty office followed by the test clip (nobody in view,
+then faces), the server restarted 10 times; it reports crashes (tracebacks or a failed exit), reconnects, frames,
+drops and memory at start and end.
 
 Latency is end to end: from a frame leaving the decoder to its events being written.
 """
@@ -30,16 +34,30 @@ from tests.servers import RtspServer, looped_clip  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=90.0)
-    parser.add_argument("--outage", type=float, default=3.0, help="seconds the server is down midway (0: never)")
-    parser.add_argument("--clip", type=Path, default=ROOT.parent / "shared/media/video/short_hamilton_clip.mp4")
+    parser.add_argument("--outage", type=float, default=3.0, help="seconds the server is down at each restart")
+    parser.add_argument("--restarts", type=int, default=1, help="server restarts spread over the run")
+    parser.add_argument("--soak", action="store_true",
+                        help="30 minutes, empty office + test clip, 10 restarts (unless given otherwise)")
+    media = Path(os.environ.get("FACETRACK_TEST_ASSETS", ROOT.parent / "shared")) / "media"
+    parser.add_argument("--clip", type=Path, default=media / "video/short_hamilton_clip.mp4")
+    parser.add_argument("--office", type=Path, default=media / "real/empty_room_people_walk_in.mp4",
+                        help="the footage played before the clip in --soak mode")
     parser.add_argument("--detector", type=Path, required=True)
     parser.add_argument("--recognizer", type=Path)
     parser.add_argument("--gallery", type=Path)
     args = parser.parse_args()
+    if args.soak:
+        given = set(sys.argv)
+        args.seconds = args.seconds if "--seconds" in given else 1800.0
+        args.restarts = args.restarts if "--restarts" in given else 10
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        feed = looped_clip(args.clip, tmp / "feed.mp4", repeats=max(2, int(args.seconds / 9) + 2))
+        clip = args.clip
+        if args.soak:
+            clip = office_then_clip(args.office, args.clip, tmp / "office_then_clip.mp4")
+        span = 150.0 if args.soak else 9.0
+        feed = looped_clip(clip, tmp / "feed.mp4", repeats=max(2, int(args.seconds / span) + 2))
         config = tmp / "live.yaml"
         config.write_text("live:\n  stats_interval: 5\n")
         stats, events = tmp / "stats.jsonl", tmp / "events.jsonl"
@@ -54,17 +72,18 @@ def main() -> int:
         try:
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                        env={**os.environ, "COLUMNS": "160"})
-            if args.outage > 0:
-                time.sleep(args.seconds / 2)
+            started = time.monotonic()
+            for restart in range(1, args.restarts + 1 if args.outage > 0 else 1):
+                time.sleep(max(0.0, started + restart * args.seconds / (args.restarts + 1) - time.monotonic()))
                 server.stop()
                 time.sleep(args.outage)
                 server.start()
             _, stderr = process.communicate(timeout=args.seconds + 120)
         finally:
             server.stop()
+        crashes = int(process.returncode != 0) + stderr.count("Traceback")
         if process.returncode != 0:
             print(stderr, file=sys.stderr)
-            return process.returncode
         reports = [json.loads(line) for line in stats.read_text().splitlines()]
         frames = sum(1 for line in events.read_text().splitlines() if '"type":"frame"' in line)
     final = reports[-1]
@@ -78,13 +97,43 @@ def main() -> int:
         "fps while online (median of 5 s reports)": sorted(online)[len(online) // 2] if online else None,
         "dropped (newest-frame policy)": camera["dropped"],
         "latency ms p50 / p95 / max (whole run)": camera["latency_ms"],
-        "reconnects": camera["reconnects"],
+        "exit status": process.returncode,
+        "crashes (tracebacks or a failed exit)": crashes,
+        "reconnects / restarts": f"{camera['reconnects']} / {args.restarts if args.outage > 0 else 0}",
         "reconnect seconds (outage included)": camera["last_reconnect_s"],
-        "rss MiB first report / end": (reports[0]["rss_mb"], final["rss_mb"]),
+        "rss MiB first report / end / growth": (reports[0]["rss_mb"], final["rss_mb"],
+                                                round(final["rss_mb"] - reports[0]["rss_mb"], 1)),
         "stages": final["stages"],
     }
     print(json.dumps(summary, indent=2))
-    return 0
+    return process.returncode
+
+
+def office_then_clip(office: Path, clip: Path, target: Path, size: tuple[int, int] = (640, 360),
+                     fps: int = 15) -> Path:
+    """The empty office (nobody in view for long stretches), then the test clip (faces), as one H.264 stream
+    of one size and rate, so the looping server can play them back to back."""
+    import av
+    import cv2
+
+    with av.open(str(target), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "26"})
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        index = 0
+        for source, keep_every in ((office, 1), (clip, 2)):  # 10 fps office as is; the 30 fps clip halved
+            with av.open(str(source)) as container:
+                for n, frame in enumerate(container.decode(video=0)):
+                    if n % keep_every:
+                        continue
+                    image = cv2.resize(frame.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_AREA)
+                    picture = av.VideoFrame.from_ndarray(image, format="bgr24")
+                    picture.pts = index
+                    index += 1
+                    for packet in stream.encode(picture):
+                        out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return target
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import av
+import cv2
 import numpy as np
 from av.codec.hwaccel import HWAccel, hwdevices_available
 
@@ -141,6 +142,21 @@ def _with_video(path: Path, container: av.container.InputContainer) -> av.contai
     return container
 
 
+# A frame's display rotation (counterclockwise degrees, from its display matrix) → how to turn it upright.
+_UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+def _display_rotation(path: Path) -> int:
+    """The rotation a player applies to this file's pictures (phone videos: 90 or 270), from its first frame."""
+    try:
+        with av.open(ffmpeg_file(path)) as container:
+            for frame in container.decode(video=0):
+                return round(getattr(frame, "rotation", 0) or 0) % 360
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
+        pass  # the real open says what is wrong
+    return 0
+
+
 class FileSource:
     """Every frame of a video file, in decode order."""
 
@@ -163,9 +179,14 @@ class FileSource:
         frame_count = int(stream.frames or 0)
         if not frame_count and self._container.duration:
             frame_count = round(self._container.duration / 1_000_000 * rate)
+        # Pictures are given upright, as players show them: a phone's portrait video is taller than wide.
+        self._upright = _UPRIGHT.get(_display_rotation(self.path))
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if self._upright in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE):
+            width, height = height, width
         self.info = VideoInfo(
-            width=stream.codec_context.width,
-            height=stream.codec_context.height,
+            width=width,
+            height=height,
             fps=rate,
             time_base=Fraction(stream.time_base or Fraction(1, 90000)),
             frame_count=frame_count,
@@ -188,6 +209,8 @@ class FileSource:
                 pts, jumped = clock.place(raw)
                 broke = broke or jumped
                 image = decoded.to_ndarray(format="bgr24")
+                if self._upright is not None:
+                    image = cv2.rotate(image, self._upright)
                 self.decode_seconds += time.perf_counter() - started
                 yield Frame(image, index, pts, self.source_id, discontinuity=jumped)
                 index += 1
@@ -318,9 +341,14 @@ class StreamSource:
         stream = self._container.streams.video[0]
         rate = Fraction(stream.average_rate or stream.guessed_rate or 30)
         self.live = spec.kind != "stream" or spec.is_rtsp or not self._container.duration
+        # Pictures are given upright, as players show them: a phone's portrait video is taller than wide.
+        self._upright = _UPRIGHT.get(_display_rotation(self.path))
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if self._upright in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE):
+            width, height = height, width
         self.info = VideoInfo(
-            width=stream.codec_context.width,
-            height=stream.codec_context.height,
+            width=width,
+            height=height,
             fps=rate,
             time_base=Fraction(1, 90000) if self.live else Fraction(stream.time_base or Fraction(1, 90000)),
             frame_count=0 if self.live else round((self._container.duration or 0) / 1_000_000 * rate),

@@ -34,7 +34,7 @@ def read_frames(path: Path, count: int, size: tuple[int, int] | None = None, sta
 
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: int = 25, codec: str = "libx264",
                 pix_fmt: str = "yuv420p", pts: Sequence[int] | None = None, time_base: Fraction | None = None,
-                options: dict[str, str] | None = None) -> Path:
+                options: dict[str, str] | None = None, rotation: int | None = None) -> Path:
     """Encode `frames` into `path`; `pts` in `time_base` units (default one per frame at `fps`)."""
     height, width = frames[0].shape[:2]
     with av.open(str(path), mode="w") as container:
@@ -42,6 +42,8 @@ def write_video(path: Path, frames: Sequence[np.ndarray], fps: int = 25, codec: 
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         base = time_base or Fraction(1, fps)
         stream.codec_context.time_base = base
+        if rotation is not None:  # a display matrix, as phones write: players turn the picture
+            stream.set_display_rotation(rotation)
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
             frame.pts = pts[index] if pts is not None else index
@@ -124,6 +126,11 @@ def edge_cases(clip: Path, talking_head: Path, still: Path) -> dict[str, Callabl
         strip = cv2.resize(faces(1, (640, 360))[0], (2000, 2), interpolation=cv2.INTER_AREA)
         return write_video(folder / "strip_2000x2.mkv", [strip] * 6, codec="ffv1", pix_fmt="bgr0")
 
+    def rotated(folder: Path) -> Path:
+        """Stored lying on its side, with the display matrix that turns it upright (as phones write)."""
+        lying = [cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE) for image in faces(12)]
+        return write_video(folder / "rotated.mp4", lying, rotation=90)
+
     def variable_rate(folder: Path) -> Path:
         gaps = [1, 1, 3, 1, 2, 5, 1, 1, 4, 1, 2, 1, 1, 3]
         return write_video(folder / "variable_rate.mkv", faces(len(gaps)), time_base=Fraction(1, 1000),
@@ -146,7 +153,7 @@ def edge_cases(clip: Path, talking_head: Path, still: Path) -> dict[str, Callabl
     makers: dict[str, Callable[[Path], Path]] = {
         "black_start": black_start, "black_middle": black_middle, "black_end": black_end,
         "leaves_and_returns": leaves_and_returns, "odd_641x361": odd_641x361, "one_pixel": one_pixel,
-        "strip_2000x2": strip_2000x2, "variable_rate": variable_rate,
+        "strip_2000x2": strip_2000x2, "rotated": rotated, "variable_rate": variable_rate,
         "times_go_back": times_go_back, "times_jump": times_jump, "jpeg_named_mp4": jpeg_named_mp4,
         "h264_444": codec("h264_444", "libx264", "yuv444p", ".mp4"),
         "h264_10bit": codec("h264_10bit", "libx264", "yuv420p10le", ".mkv"),

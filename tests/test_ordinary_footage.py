@@ -239,6 +239,20 @@ def test_photos_of_extreme_shapes_and_sizes(tmp_path: Path, images_dir: Path, ga
     row, column, small, huge = json.loads(stdout)["images"]
     assert row["faces"] == [] and column["faces"] == []
     assert len(huge["faces"]) == len(small["faces"]) == 6
-    small_centres = sorted(((b[0] + b[2]) / 2 for b in (f["box"] for f in small["faces"])))
-    huge_centres = sorted(((b[0] + b[2]) / 2 / scale for b in (f["box"] for f in huge["faces"])))
+    small_centres = sorted((b[0] + b[2]) / 2 for b in (f["box"] for f in small["faces"]))
+    huge_centres = sorted((b[0] + b[2]) / 2 / scale for b in (f["box"] for f in huge["faces"]))
     assert max(abs(a - b) for a, b in zip(small_centres, huge_centres, strict=True)) < 10
+
+
+def test_a_phone_video_is_turned_upright(footage: dict[str, Path], tmp_path: Path, detector_path: Path) -> None:
+    """Pictures stored on their side with a display matrix (as phones write them) are processed and written as
+    players show them: upright, and the faces are found in the upright picture."""
+    video, events = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    code, stdout, stderr = run_main("annotate", footage["rotated"], "-o", video, "--events", events,
+                                    "--detector", detector_path)
+    _check_ran(code, stdout, stderr)
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (320, 180)
+    frames = [e for e in _read_events(events) if e["type"] == "frame"]
+    assert sum(1 for e in frames if e["faces"]) >= len(frames) - 2, "faces missed: the picture is not upright"
