@@ -202,10 +202,12 @@ class FileSource:
         index = 0
         clock = StreamClock(float(self.info.fps))
         broke = False
+        last_raw: float | None = None
         started = time.perf_counter()
         try:
             for decoded in self._container.decode(self._stream):
                 raw = float(decoded.pts * self.info.time_base) if decoded.pts is not None else None
+                last_raw = raw if raw is not None else last_raw
                 pts, jumped = clock.place(raw)
                 broke = broke or jumped
                 image = decoded.to_ndarray(format="bgr24")
@@ -221,11 +223,22 @@ class FileSource:
             log.warning("%s: %s", self.path, self.error)
         if index == 0 and self.error is None:
             self.error = "no frame could be decoded"
-        elif self.error is None and not broke and index < self.info.frame_count - float(self.info.fps):
-            # FFmpeg ends quietly at a cut-off file; the header's length tells us frames are missing
-            # (a second's slack: a container's duration also counts a longer audio track). After a break in
-            # the clock the duration says nothing about the frame count.
-            self.error = f"the file ends early: {index} of {self.info.frame_count} frames decoded (truncated?)"
+        elif self.error is None and not broke and last_raw is not None and last_raw < self._end_seconds() - (
+                1.0 if self.info.has_audio else 2.5 / float(self.info.fps)):
+            # FFmpeg ends quietly at a cut-off file; the header's length tells us frames are missing. Times, not
+            # frame counts, so that a variable-rate video is whole; a second's slack where a longer audio track
+            # may stretch the container's duration. After a break in the clock the duration says nothing.
+            self.error = (f"the file ends early: {index} frames decoded, up to {last_raw:.1f} s of "
+                          f"{self._end_seconds():.1f} s (truncated?)")
+
+    def _end_seconds(self) -> float:
+        """Where the header says the video ends, in stream seconds (0 when it does not say)."""
+        stream, container = self._stream, self._container
+        if stream.duration:
+            return float(((stream.start_time or 0) + stream.duration) * self.info.time_base)
+        if container.duration:
+            return ((container.start_time or 0) + container.duration) / 1_000_000
+        return 0.0
 
     def close(self) -> None:
         self._container.close()

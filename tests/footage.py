@@ -147,6 +147,14 @@ def edge_cases(clip: Path, talking_head: Path, still: Path) -> dict[str, Callabl
         shutil.copyfile(still, target)
         return target
 
+    def truncated(folder: Path) -> Path:
+        """A Matroska file cut in half, as a copy interrupted or a recording killed leaves it."""
+        whole = write_video(folder / "whole.mkv", faces(40))
+        target = folder / "truncated.mkv"
+        target.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+        whole.unlink()
+        return target
+
     def codec(name: str, codec: str, pix_fmt: str, suffix: str) -> Callable[[Path], Path]:
         return lambda folder: write_video(folder / f"{name}{suffix}", faces(10), codec=codec, pix_fmt=pix_fmt)
 
@@ -154,7 +162,7 @@ def edge_cases(clip: Path, talking_head: Path, still: Path) -> dict[str, Callabl
         "black_start": black_start, "black_middle": black_middle, "black_end": black_end,
         "leaves_and_returns": leaves_and_returns, "odd_641x361": odd_641x361, "one_pixel": one_pixel,
         "strip_2000x2": strip_2000x2, "rotated": rotated, "variable_rate": variable_rate,
-        "times_go_back": times_go_back, "times_jump": times_jump, "jpeg_named_mp4": jpeg_named_mp4,
+        "times_go_back": times_go_back, "times_jump": times_jump, "jpeg_named_mp4": jpeg_named_mp4, "truncated": truncated,
         "h264_444": codec("h264_444", "libx264", "yuv444p", ".mp4"),
         "h264_10bit": codec("h264_10bit", "libx264", "yuv420p10le", ".mkv"),
         "hevc": codec("hevc", "libx265", "yuv420p", ".mp4"),
