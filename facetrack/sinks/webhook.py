@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from facetrack.config import WebhookConfig
 from facetrack.errors import FacetrackError
-from facetrack.sources import redact
+from facetrack.urls import origin, scrub
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,9 @@ def check_webhook_url(url: str) -> str:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError as exc:
-        raise FacetrackError(f"malformed webhook URL {redact(url)}: {exc}") from None
+        raise FacetrackError(f"malformed webhook URL {origin(url)}: {exc}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise FacetrackError(f"webhook URL {redact(url)} must be http(s)://host[:port]/path")
+        raise FacetrackError(f"webhook URL {origin(url)} must be http(s)://host[:port]/path")
     return url
 
 
@@ -60,7 +60,7 @@ class WebhookSink:
 
     def __init__(self, url: str, config: WebhookConfig) -> None:
         self.url, self._headers = _split_credentials(check_webhook_url(url))
-        self.label = redact(url).split("?", 1)[0]  # a query string often carries a token
+        self.label = origin(url)  # Slack, Discord and others keep their token in the path
         self.config = config
         self.sent = 0
         self.failed = 0  # posts the server refused or kept failing
@@ -140,7 +140,7 @@ class WebhookSink:
             return ("server-error" if retry else "refused"), detail
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            return "unreachable", redact(f"it cannot be reached ({reason})")
+            return "unreachable", scrub(f"it cannot be reached ({reason})")
 
     def pending(self) -> int:
         return len(self._queue)

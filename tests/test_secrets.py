@@ -1,0 +1,80 @@
+"""Secrets stay secret: no password, token or query string of a camera or endpoint URL is ever printed."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from facetrack.config import WebhookConfig
+from facetrack.sinks.webhook import WebhookSink
+from facetrack.urls import label, origin, scrub
+from tests.conftest import run_cli
+from tests.servers import free_port, wait_until
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("rtsp://admin:hunter2@10.0.0.1:554/stream1", "rtsp://***@10.0.0.1:554/stream1"),
+    ("rtsp://admin:p@ss@10.0.0.1/x", "rtsp://***@10.0.0.1/x"),  # split at the last '@', as FFmpeg does
+    ("rtsp://admin:p%40ss@10.0.0.1/x", "rtsp://***@10.0.0.1/x"),
+    ("rtsp://admin@cam/x", "rtsp://***@cam/x"),
+    ("rtsp://10.0.0.1:554/s1?user=admin&password=hunter2", "rtsp://10.0.0.1:554/s1"),  # no query string at all
+    ("https://cam.example/live#token=hunter2", "https://cam.example/live"),
+    ("rtsp://cam/user=admin_password=hunter2_channel=1", "rtsp://cam/user=***_password=***_channel=1"),
+    ("rtsp://cam/user=admin_password=hun_ter2_channel=1&stream=0.sdp",
+     "rtsp://cam/user=***_password=***_channel=1&stream=0.sdp"),
+    ("rtsp://cam/pwd=hunter2/passwd=hunter2;token=hunter2", "rtsp://cam/pwd=***/passwd=***;token=***"),
+    ("http://cam/key=hunter2&auth=hunter2&secret=hunter2/x", "http://cam/key=***&auth=***&secret=***/x"),
+    ("http://cam/monkey=1/keyframe/x", "http://cam/monkey=1/keyframe/x"),  # only whole parameter names
+    ("rtsp://admin:pa/ss@10.0.0.1/x", "rtsp://***@10.0.0.1/x"),  # a '/' in the password hides, not leaks
+    ("rtsp://admin:hunter2/x", "rtsp://admin/x"),  # no '@': the "port" is not a port, it is not shown
+    ("rtsp://u:hunter2@[::1]:8554/x", "rtsp://***@[::1]:8554/x"),
+    ("RTSP://Cam:554/a", "rtsp://Cam:554/a"),
+    ("/dev/video0", "/dev/video0"),
+    ("clip.mp4", "clip.mp4"),
+])
+def test_labels_show_scheme_host_port_and_a_masked_path_only(url: str, shown: str) -> None:
+    assert label(url) == shown
+    assert "hunter2" not in shown and "ss@" not in shown
+
+
+def test_endpoints_are_shown_as_their_origin() -> None:
+    assert origin("https://hooks.slack.com/services/T000/B000/XXXXhunter2") == "https://hooks.slack.com"
+    assert origin("https://u:hunter2@discord.com/api/webhooks/1/hunter2?wait=true") == "https://discord.com"
+    assert origin("http://127.0.0.1:8080/hook") == "http://127.0.0.1:8080"
+
+
+def test_urls_inside_a_message_are_replaced_by_their_labels() -> None:
+    text = "cannot open 'rtsp://admin:p@ss@10.0.0.1/x?token=hunter2': refused; http://a:hunter2@h/ down"
+    assert scrub(text) == "cannot open 'rtsp://***@10.0.0.1/x': refused; http://***@h/ down"
+
+
+@pytest.mark.parametrize("url", ["rtsp://127.0.0.1:{port}/s1?user=admin&password=hunter2",
+                                 "rtsp://admin:p@ss@127.0.0.1:{port}/x",
+                                 "rtsp://127.0.0.1:{port}/user=admin_password=hunter2_channel=1"])
+def test_watch_never_prints_the_secret_of_a_camera_it_cannot_open(url: str) -> None:
+    url = url.format(port=free_port())  # nothing listens there
+    result = run_cli("watch", f"door={url}", "--max-frames", "1", timeout=60)
+    assert result.returncode == 2, result.stderr
+    output = result.stdout + result.stderr
+    assert "hunter2" not in output and "ss@" not in output, output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot open stream rtsp://"), result.stderr
+    assert "Traceback" not in output
+
+
+def test_webhook_messages_name_the_origin_only(caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()  # nothing listens: the sink says so, once
+    url = f"http://hook:hunter2@127.0.0.1:{port}/services/T0/B0/hunter2?token=hunter2"
+    caplog.set_level(logging.WARNING, logger="facetrack.sinks.webhook")
+    sink = WebhookSink(url, WebhookConfig(backoff=0.05))
+    try:
+        sink.publish("door", "unknown", {"track_id": 1})
+        assert wait_until(lambda: "cannot be reached" in caplog.text, timeout=5)
+    finally:
+        started = time.monotonic()
+        sink.close(timeout=0.5)
+        assert time.monotonic() - started < 2
+    assert f"webhook http://127.0.0.1:{port}:" in caplog.text
+    assert "hunter2" not in caplog.text and "services" not in caplog.text
