@@ -149,7 +149,8 @@ def _draw_annotate_timeline(events_path: Path, timeline: Path, input: Path) -> N
 def watch(
     sources: Annotated[list[str] | None, typer.Argument(
         help="Cameras to watch: rtsp://…, http(s)://…, a webcam (0, /dev/video0), a video file; NAME=SOURCE "
-             "names one (default cam0, cam1, …). Without any, the config's cameras: list.",
+             "names one (default cam0, cam1, …); ${NAME} is read from the environment (keeps passwords out "
+             "of `ps`). Without any, the config's cameras: list.",
         show_default=False)] = None,
     display: Annotated[bool, typer.Option("--display", help="Show a live window per camera (q quits).")] = False,
     events: Annotated[str | None, typer.Option(
@@ -157,8 +158,10 @@ def watch(
     record: Annotated[Path | None, typer.Option(
         "--record", help="Annotated video to write (.mp4); with several cameras OUT_<camera>.mp4 each.")] = None,
     mqtt: Annotated[str | None, typer.Option(
-        "--mqtt", help="Publish alerts to an MQTT broker: mqtt://host:1883 (user:pass@host also works).")] = None,
-    webhook: Annotated[str | None, typer.Option("--webhook", help="POST alerts as JSON to this http(s) URL.")] = None,
+        "--mqtt", help="Publish alerts to an MQTT broker: mqtt://host:1883 (user:pass@host also works; "
+                       "${NAME} is read from the environment).")] = None,
+    webhook: Annotated[str | None, typer.Option(
+        "--webhook", help="POST alerts as JSON to this http(s) URL (${NAME} is read from the environment).")] = None,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds.")] = None,
     max_frames: Annotated[int | None, typer.Option(
         "--max-frames", help="Stop each camera after this many processed frames.")] = None,
@@ -182,6 +185,7 @@ def watch(
     from facetrack.live import CameraSpec, LiveRunner, name_sources
     from facetrack.sinks.alerts import Publisher
     from facetrack.stats import StatsReport, render_report
+    from facetrack.urls import expand_env
 
     _setup_logging(verbose)
     cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
@@ -189,14 +193,17 @@ def watch(
         raise FacetrackError("--duration must be a positive number of seconds")
     if max_frames is not None and max_frames <= 0:
         raise FacetrackError("--max-frames must be a positive number of frames")
-    cameras = name_sources(sources) if sources else [CameraSpec(c.name, c.url) for c in cfg.cameras]
+    # ${NAME} in a URL comes from the environment: a password on the command line is visible to every user.
+    named = name_sources(sources) if sources else [CameraSpec(c.name, c.url) for c in cfg.cameras]
+    cameras = [CameraSpec(c.name, expand_env(c.url, f"camera {c.name}")) for c in named]
     if stats is not None:
         from facetrack.sinks.video import check_writable
 
         check_writable(stats, "--stats")
     publishers: list[Publisher] = []
-    mqtt_url = mqtt or cfg.mqtt.url
-    webhook_url = webhook or cfg.webhook.url
+    mqtt_url = expand_env(mqtt, "--mqtt") if mqtt else cfg.mqtt.url and expand_env(cfg.mqtt.url, "mqtt.url")
+    webhook_url = (expand_env(webhook, "--webhook") if webhook
+                   else cfg.webhook.url and expand_env(cfg.webhook.url, "webhook.url"))
     if mqtt_url:
         from facetrack.sinks.mqtt import parse_mqtt_url
 

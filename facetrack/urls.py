@@ -7,12 +7,16 @@ are masked. The user information ends at the *last* `@` before the path, as FFmp
 holding an `@` is masked whole. Webhook endpoints are shown as their origin only (`origin`): Slack and
 Discord keep their tokens in the path.
 
-`label` names one URL; `scrub` rewrites every URL inside a free text (an FFmpeg error, an OS message).
+`label` names one URL; `scrub` rewrites every URL inside a free text (an FFmpeg error, an OS message);
+`expand_env` fills `${NAME}` in from the environment, so secrets need not be on a command line.
 """
 
 from __future__ import annotations
 
+import os
 import re
+
+from facetrack.errors import FacetrackError
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)
 _IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
@@ -76,3 +80,24 @@ def origin(url: str) -> str:
 def scrub(text: str) -> str:
     """`text` with every URL in it replaced by its label (for error texts that quote the URL they failed on)."""
     return _IN_TEXT.sub(lambda m: label(m[0]), text)
+
+
+_ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(text: str, where: str) -> str:
+    """`text` with every `${NAME}` replaced by the environment variable NAME (which must be set and not empty).
+
+    Camera, broker and webhook URLs carry passwords and tokens; on a command line every local user reads them
+    through `ps`, so they can be left in the environment instead. `where` names the setting in the error.
+    """
+
+    def value(match: re.Match[str]) -> str:
+        name = match["name"]
+        found = os.environ.get(name)
+        if not found:
+            state = "is empty" if found == "" else "is not set"
+            raise FacetrackError(f"{where}: environment variable {name} {state} (export {name}=...)")
+        return found
+
+    return _ENV_REFERENCE.sub(value, text)

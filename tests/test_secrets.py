@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +82,49 @@ def test_webhook_messages_name_the_origin_only(caplog: pytest.LogCaptureFixture)
         assert time.monotonic() - started < 2
     assert f"webhook http://127.0.0.1:{port}:" in caplog.text
     assert "hunter2" not in caplog.text and "services" not in caplog.text
+
+
+def _watch_with_env(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FT_TEST_")}
+    return subprocess.run([sys.executable, "-m", "facetrack", "watch", *map(str, args)], capture_output=True,
+                          text=True, timeout=60, env={**clean, "COLUMNS": "200", **env})
+
+
+def _one_error(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_camera_urls_are_read_from_the_environment() -> None:
+    port = free_port()  # closed: the error names the URL that was tried, so the variable was read
+    result = _watch_with_env("door=${FT_TEST_DOOR}", env={"FT_TEST_DOOR": f"rtsp://admin:hunter2@127.0.0.1:{port}/x"})
+    assert f"cannot open stream rtsp://***@127.0.0.1:{port}/x" in _one_error(result)
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_an_unset_variable_is_one_error_naming_it() -> None:
+    error = _one_error(_watch_with_env("door=rtsp://admin:${FT_TEST_DOOR_PASSWORD}@127.0.0.1/x", env={}))
+    assert error == ("error: camera door: environment variable FT_TEST_DOOR_PASSWORD is not set "
+                     "(export FT_TEST_DOOR_PASSWORD=...)")
+    error = _one_error(_watch_with_env("0", "--mqtt", "mqtt://u:${FT_TEST_MQTT}@127.0.0.1", env={}))
+    assert "--mqtt: environment variable FT_TEST_MQTT is not set (export FT_TEST_MQTT=...)" in error
+    error = _one_error(_watch_with_env("0", "--webhook", "${FT_TEST_HOOK}", env={"FT_TEST_HOOK": ""}))
+    assert "--webhook: environment variable FT_TEST_HOOK is empty" in error
+
+
+def test_config_urls_are_read_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "watch.yaml"
+    config.write_text("cameras:\n  - {name: door, url: '${FT_TEST_DOOR}'}\n"
+                      "mqtt: {url: 'mqtt://u:${FT_TEST_MQTT}@127.0.0.1'}\nwebhook: {url: '${FT_TEST_HOOK}'}\n")
+    error = _one_error(_watch_with_env("--config", config, env={}))
+    assert "camera door: environment variable FT_TEST_DOOR is not set" in error
+    error = _one_error(_watch_with_env("--config", config, env={"FT_TEST_DOOR": "rtsp://127.0.0.1:1/x"}))
+    assert "mqtt.url: environment variable FT_TEST_MQTT is not set" in error
+    error = _one_error(_watch_with_env("--config", config, env={"FT_TEST_DOOR": "rtsp://127.0.0.1:1/x",
+                                                                 "FT_TEST_MQTT": "hunter2"}))
+    assert "webhook.url: environment variable FT_TEST_HOOK is not set" in error
+    error = _one_error(_watch_with_env("--config", config, env={"FT_TEST_DOOR": "rtsp://127.0.0.1:1/x",
+                                                                 "FT_TEST_MQTT": "hunter2",
+                                                                 "FT_TEST_HOOK": "ftp://127.0.0.1/hunter2"}))
+    assert "webhook URL ftp://127.0.0.1 must be http(s)" in error  # the variable's value was used
