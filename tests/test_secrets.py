@@ -6,7 +6,9 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,58 @@ def test_config_urls_are_read_from_the_environment(tmp_path: Path) -> None:
                                                                  "FT_TEST_MQTT": "hunter2",
                                                                  "FT_TEST_HOOK": "ftp://127.0.0.1/hunter2"}))
     assert "webhook URL ftp://127.0.0.1 must be http(s)" in error  # the variable's value was used
+
+
+class _Recorder:
+    """A loopback HTTP server that records every request; `redirect_to` answers each POST with a 302 there."""
+
+    def __init__(self, redirect_to: str | None = None) -> None:
+        self.requests: list[dict[str, str | None]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                recorder.requests.append({"method": self.command, "path": self.path,
+                                          "authorization": self.headers.get("Authorization")})
+                if redirect_to is not None:
+                    self.send_response(302)
+                    self.send_header("Location", redirect_to)
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_POST = do_GET = _answer  # noqa: N815 - http.server's naming
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_webhook_redirects_are_failed_deliveries_and_credentials_stay_home(caplog: pytest.LogCaptureFixture) -> None:
+    elsewhere = _Recorder()
+    hook = _Recorder(redirect_to=f"{elsewhere.url}/collect?token=hunter2")
+    caplog.set_level(logging.WARNING, logger="facetrack.sinks.webhook")
+    sink = WebhookSink(hook.url.replace("http://", "http://hook:hunter2@") + "/hook",
+                       WebhookConfig(retries=2, backoff=0.05))
+    try:
+        for i in range(2):
+            sink.publish("door", "unknown", {"track_id": i})
+        assert wait_until(lambda: sink.failed == 2, timeout=10)
+    finally:
+        sink.close(timeout=0.5)
+        hook.close()
+        elsewhere.close()
+    assert sink.sent == 0 and sink.failed == 2
+    assert [r["method"] for r in hook.requests] == ["POST", "POST"]  # refused, not retried
+    assert all(r["authorization"] for r in hook.requests)
+    assert elsewhere.requests == []  # neither the alert nor the Authorization header went to the other host
+    assert "302" in caplog.text and f"redirect to {elsewhere.url}" in caplog.text and "hunter2" not in caplog.text

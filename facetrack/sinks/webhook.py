@@ -4,6 +4,9 @@ Posts wait in a bounded queue; when it is full the oldest is dropped and counted
 reached at all, the post at the head is retried with exponential back-off (up to 30 s apart) and the queue
 keeps the newest alerts; a server error (5xx) is retried `retries` times; a refusal (4xx) is not retried. The
 endpoint going down is said once, and once when it is back.
+
+Redirects are not followed: a 3xx answer is a failed delivery, so an alert (and the Authorization header made
+from the URL's credentials) never goes anywhere but the configured endpoint.
 """
 
 from __future__ import annotations
@@ -53,6 +56,17 @@ def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
         netloc += f":{parts.port}"
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is not followed: urllib then raises it as an HTTPError, and the post counts as failed."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
 
 
 class WebhookSink:
@@ -131,11 +145,17 @@ class WebhookSink:
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
             "Content-Type": "application/json", "User-Agent": "facetrack", **self._headers})
         try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
+            with _OPENER.open(request, timeout=self.config.timeout) as response:
                 response.read()
+            if not 200 <= response.status < 300:  # a 1xx/3xx that reached here was not a delivery
+                return "refused", f"{response.status} {response.reason}"
             return "sent", ""
         except urllib.error.HTTPError as exc:
             detail = f"{exc.code} {exc.reason}"
+            if 300 <= exc.code < 400:
+                target = exc.headers.get("Location") if exc.headers else None
+                where = f" to {origin(urllib.parse.urljoin(self.url, target))}" if target else ""
+                return "refused", f"{detail}, a redirect{where}; redirects are not followed: configure the final URL"
             retry = exc.code >= 500 or exc.code in (408, 429)
             return ("server-error" if retry else "refused"), detail
         except (urllib.error.URLError, OSError) as exc:
