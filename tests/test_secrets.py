@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from facetrack.config import WebhookConfig
+from facetrack.config import MqttConfig, WebhookConfig
+from facetrack.sinks.mqtt import MqttPublisher
 from facetrack.sinks.webhook import WebhookSink
 from facetrack.urls import label, origin, scrub
 from tests.conftest import run_cli
@@ -185,3 +186,19 @@ def test_webhook_redirects_are_failed_deliveries_and_credentials_stay_home(caplo
     assert all(r["authorization"] for r in hook.requests)
     assert elsewhere.requests == []  # neither the alert nor the Authorization header went to the other host
     assert "302" in caplog.text and f"redirect to {elsewhere.url}" in caplog.text and "hunter2" not in caplog.text
+
+
+def test_a_password_over_plain_mqtt_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="facetrack.sinks.mqtt")
+    port = free_port()  # no broker: the warning is about the URL, before any connection
+    publishers = [MqttPublisher(url, MqttConfig()) for url in (
+        f"mqtt://alerts:hunter2@127.0.0.1:{port}", f"mqtt://alerts:hunter2@127.0.0.1:{port}",
+        f"mqtts://alerts:hunter2@localhost:{port}", f"mqtt://127.0.0.1:{free_port()}")]
+    try:
+        clear = [r.getMessage() for r in caplog.records if "clear text" in r.getMessage()]
+    finally:
+        for publisher in publishers:
+            publisher.close(timeout=0.2)
+    assert clear == [f"MQTT broker 127.0.0.1:{port}: the password travels in clear text over mqtt:// "
+                     "(use mqtts:// to encrypt it)"]
+    assert "hunter2" not in caplog.text

@@ -48,6 +48,16 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
     return parts.hostname, port or default_port, tls, username, password
 
 
+_clear_text_said: set[str] = set()
+
+
+def _warn_clear_text(broker: str) -> None:
+    if broker not in _clear_text_said:  # once per broker and process
+        _clear_text_said.add(broker)
+        log.warning("MQTT broker %s: the password travels in clear text over mqtt:// (use mqtts:// to encrypt it)",
+                    broker)
+
+
 class MqttPublisher:
     name = "mqtt"
 
@@ -68,6 +78,8 @@ class MqttPublisher:
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         if username:
             self._client.username_pw_set(username, password)
+        if password and not tls:
+            _warn_clear_text(self.label)
         if tls:
             self._client.tls_set()
         self._status_topic = f"{self.prefix}/status"
