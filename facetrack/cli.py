@@ -56,6 +56,13 @@ def build_config(config: Path | None, detector: Path | None = None, recognizer: 
     return load_config(config, overrides)
 
 
+def _input_files(config: Path | None, detector: Path | None, recognizer: Path | None,
+                 gallery: Path | None) -> list[tuple[str, Path]]:
+    """The files a command reads besides its video (an output must never be one of them)."""
+    named = (("config file", config), ("detector", detector), ("recognizer", recognizer), ("gallery", gallery))
+    return [(what, path) for what, path in named if path is not None and not path.is_dir()]
+
+
 def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
@@ -87,12 +94,15 @@ def annotate(
 
     from facetrack.models.runtime import describe_providers
     from facetrack.pipeline import Pipeline, annotate_file
-    from facetrack.sinks.video import check_writable
+    from facetrack.sinks.video import check_distinct, check_writable
     from facetrack.sources import FileSource
 
     _setup_logging(verbose)
     if output is None and events is None and timeline is None:
         raise FacetrackError("nothing to write: pass -o OUTPUT.mp4, --events EVENTS.jsonl and/or --timeline T.png")
+    check_distinct([("input video", input), *_input_files(config, detector, recognizer, gallery)],
+                   [(flag, path) for flag, path in (("-o", output), ("--events", events), ("--timeline", timeline))
+                    if path is not None])
     if timeline is not None:
         check_writable(timeline, flag="--timeline")
     cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
@@ -196,9 +206,17 @@ def watch(
     # ${NAME} in a URL comes from the environment: a password on the command line is visible to every user.
     named = name_sources(sources) if sources else [CameraSpec(c.name, c.url) for c in cfg.cameras]
     cameras = [CameraSpec(c.name, expand_env(c.url, f"camera {c.name}")) for c in named]
-    if stats is not None:
-        from facetrack.sinks.video import check_writable
+    from facetrack.sinks.video import check_distinct, check_writable
+    from facetrack.sources import parse_source
 
+    watched = [(f"video of camera {c.name}", Path(spec.target)) for c in cameras
+               if (spec := parse_source(c.url)).kind == "file"]
+    recordings = LiveRunner.recording_paths(record, [c.name for c in cameras])
+    outputs = [*(("--record", path) for path in recordings.values()),
+               *([("--events", Path(events))] if events not in (None, "-") else []),
+               *([("--stats", stats)] if stats is not None else [])]
+    check_distinct([*watched, *_input_files(config, detector, recognizer, gallery)], outputs)
+    if stats is not None:
         check_writable(stats, "--stats")
     publishers: list[Publisher] = []
     mqtt_url = expand_env(mqtt, "--mqtt") if mqtt else cfg.mqtt.url and expand_env(cfg.mqtt.url, "mqtt.url")
@@ -279,10 +297,11 @@ def eval_command(
     import json
 
     from facetrack.eval import evaluate_files, report_tables, summary_line, timeline_rows
-    from facetrack.sinks.video import check_writable
+    from facetrack.sinks.video import check_distinct, check_writable
     from facetrack.timeline import draw_timeline
 
     if plot is not None:
+        check_distinct([("events file", events), ("truth file", truth)], [("--plot", plot)])
         check_writable(plot, flag="--plot")
     report, matched = evaluate_files(events, truth, iou, gap)
     for warning in report.warnings:

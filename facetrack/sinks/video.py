@@ -32,6 +32,34 @@ def check_writable(path: Path, flag: str = "-o") -> None:
         raise FacetrackError(f"cannot write {path}: permission denied (choose a writable path for {flag})")
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if os.path.samefile(a, b):  # also a hard link
+            return True
+    except OSError:
+        pass  # one of them does not exist (yet)
+    return a.expanduser().resolve() == b.expanduser().resolve()  # `./x`, `d/../x`, a symlink to x
+
+
+def check_distinct(inputs: list[tuple[str, Path]], outputs: list[tuple[str, Path]]) -> None:
+    """Refuse, before anything is opened, an output that names an input or another output.
+
+    `inputs` and `outputs` are (how the user gave it, path) pairs; the same file reached through a symlink, a
+    `./` spelling or a hard link counts as the same.
+    """
+    checked: list[tuple[str, Path]] = []
+    for flag, path in outputs:
+        for what, source in inputs:
+            if _same_file(path, source):
+                raise FacetrackError(f"{flag} {path} is the {what} {source}: writing it would destroy it "
+                                     f"(give {flag} another file name)")
+        for other_flag, other in checked:
+            if _same_file(path, other):
+                raise FacetrackError(f"{other_flag} {other} and {flag} {path} name the same file: give each "
+                                     "output its own name")
+        checked.append((flag, path))
+
+
 class _AudioCopy:
     """Copies the input's first audio stream into the output, up to a given time."""
 
