@@ -248,7 +248,9 @@ def watch(
     labels = ", ".join(f"{c.name} ({r.source})" for c, r in zip(cameras, runner.report().cameras, strict=True))
     console.print(f"[bold]watching[/] {labels}" + (f" for {duration:g} s" if duration else "")
                   + " — Ctrl-C stops", highlight=False)
-    stats_file = open(stats, "a", encoding="utf-8") if stats is not None else None  # noqa: SIM115
+    from facetrack.private import open_private
+
+    stats_file = open_private(stats, "a") if stats is not None else None
 
     def on_stats(report: StatsReport) -> None:
         console.print(render_report(report), highlight=False)

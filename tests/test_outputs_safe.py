@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -11,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
+from tests.servers import free_port
 
 
 def _tiny_video(path: Path, frames: int = 6) -> Path:
@@ -67,3 +72,40 @@ def test_an_output_that_would_overwrite_an_input_is_refused(video: Path, fast_de
     _refused(result, *expected)
     assert {name: _digest(folder / name) for name in before} == before
     assert not (folder / "out.mp4").exists()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_what_says_who_was_where_is_private(tmp_path: Path, video: Path, fast_detector_path: Path,
+                                            recognizer_path: Path, gallery_dir: Path) -> None:
+    photos = tmp_path / "photos" / "obama"
+    photos.mkdir(parents=True)
+    shutil.copy(next((gallery_dir / "obama").iterdir()), photos)
+    home = tmp_path / "home" / "facetrack"  # neither folder exists yet
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "FACETRACK_HOME": str(home), "COLUMNS": "200"}
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "facetrack", *map(str, args)], capture_output=True, text=True,
+                              timeout=120, env=env, preexec_fn=lambda: os.umask(0o022))  # a usual, lenient umask
+
+    watched = run("watch", video, "--events", out / "events.jsonl", "--record", out / "rec.mp4",
+                  "--stats", out / "stats.jsonl", "--detector", fast_detector_path)
+    assert watched.returncode == 0, watched.stderr
+    identified = run("identify", next(photos.iterdir()), "--gallery", tmp_path / "photos", "--json",
+                     "--detector", fast_detector_path, "--recognizer", recognizer_path)  # builds the gallery cache
+    assert identified.returncode == 0 and "obama" in identified.stdout, identified.stderr
+    assert {p.name: _mode(p) for p in out.iterdir()} == {"events.jsonl": 0o600, "rec.mp4": 0o600,
+                                                         "stats.jsonl": 0o600}
+    assert av.open(str(out / "rec.mp4")).streams.video[0].frames == 6  # still a whole, playable recording
+    caches = [home.parent, home, home / "galleries"]
+    assert [_mode(p) for p in caches] == [0o700] * 3, [oct(_mode(p)) for p in caches]
+    assert {_mode(p) for p in (home / "galleries").iterdir()} == {0o600}
+    # The model cache is made when a pack is first downloaded (here from a mirror that is not there).
+    env["FACETRACK_MODEL_MIRROR"] = f"http://127.0.0.1:{free_port()}/models"
+    downloaded = run("models", "download", "buffalo_sc")
+    assert downloaded.returncode == 2 and "cannot download" in downloaded.stderr, downloaded.stderr
+    assert _mode(home / "models") == 0o700

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from facetrack.errors import FacetrackError
+from facetrack.private import create_private_file
 from facetrack.sources import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,10 @@ class VideoWriter:
         check_writable(self.path)
         self.info = info
         options = _FRAGMENTED if fragmented and self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+        try:
+            create_private_file(self.path)  # FFmpeg then writes into it and keeps its owner-only mode
+        except OSError as exc:
+            raise FacetrackError(f"cannot write {self.path}: {exc.strerror}") from None
         try:
             self._container = av.open(str(self.path), mode="w", options=options)
         except av.error.FFmpegError as exc:
