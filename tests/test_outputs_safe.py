@@ -1,4 +1,5 @@
-"""Outputs never destroy inputs: an output naming an input (or another output) is refused before anything opens."""
+"""Outputs stay safe: an output never overwrites an input or another output, outputs are private, and settings
+that cannot work are one-line errors."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import av
 import numpy as np
 import pytest
 
+from facetrack.config import FacetrackConfig, load_config
+from facetrack.errors import FacetrackError
 from tests.conftest import run_cli
 from tests.servers import free_port
 
@@ -109,3 +112,46 @@ def test_what_says_who_was_where_is_private(tmp_path: Path, video: Path, fast_de
     downloaded = run("models", "download", "buffalo_sc")
     assert downloaded.returncode == 2 and "cannot download" in downloaded.stderr, downloaded.stderr
     assert _mode(home / "models") == 0o700
+
+
+def _config_error(tmp_path: Path, content: bytes) -> str:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    with pytest.raises(FacetrackError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("mqtt: {topic_prefix: 'home/#'}\n", "mqtt.topic_prefix in "),
+    ("mqtt: {topic_prefix: 'home/+/cams'}\n", "wildcard +"),
+    ("mqtt: {topic_prefix: ''}\n", "the topic prefix is empty"),
+    ("mqtt: {topic_prefix: '/'}\n", "the topic prefix is empty"),
+    ("annotation: {codec: aac}\n", "aac is an audio codec, not a video encoder"),
+    ("annotation: {codec: subrip}\n", "subrip is a subtitle codec"),
+])
+def test_settings_that_cannot_work_are_one_line_errors(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in _config_error(tmp_path, text.encode())
+
+
+def test_a_config_file_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
+    message = _config_error(tmp_path, "detector:\n  score_threshold: 0.3\n# caf\xe9\n".encode("latin-1"))
+    assert message == (f"config file {tmp_path / 'bad.yaml'} is not UTF-8 text: byte 0xe9 at line 3, column 6 "
+                       "(save the file as UTF-8)")
+    assert isinstance(load_config(_write(tmp_path / "bom.yaml", b"\xef\xbb\xbfmqtt: {topic_prefix: home}\n")),
+                      FacetrackConfig)
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+def test_a_bad_config_is_one_error_line_on_the_command_line(tmp_path: Path) -> None:
+    config = _write(tmp_path / "bad.yaml", b"annotation:\n  codec: aac\n")
+    result = run_cli("watch", "0", "--config", config, timeout=60)
+    _refused(result, "invalid setting annotation.codec", "aac is an audio codec")
+    config = _write(tmp_path / "latin.yaml", "# \xe9\n".encode("latin-1"))
+    _refused(run_cli("watch", "0", "--config", config, timeout=60), "is not UTF-8 text: byte 0xe9")
