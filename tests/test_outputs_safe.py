@@ -7,9 +7,9 @@ import hashlib
 import os
 import shutil
 import stat
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -17,7 +17,7 @@ import pytest
 
 from facetrack.config import FacetrackConfig, load_config
 from facetrack.errors import FacetrackError
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_here
 from tests.servers import free_port
 
 
@@ -50,20 +50,22 @@ def _refused(result, *expected: str) -> None:  # type: ignore[no-untyped-def]
     assert all(text in lines[0] for text in expected), lines[0]
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["annotate", "in.mp4", "-o", "in.mp4"], ("-o in.mp4 is the input video in.mp4", "another file name")),
-    (["annotate", "in.mp4", "--events", "./in.mp4"], ("--events in.mp4 is the input video",)),
-    (["annotate", "in.mp4", "--timeline", "link.mp4"], ("--timeline link.mp4 is the input video",)),  # a symlink
-    (["annotate", "in.mp4", "-o", "hard.mp4"], ("-o hard.mp4 is the input video",)),  # a hard link
+@pytest.mark.parametrize(("args", "expected", "run"), [
+    (["annotate", "in.mp4", "-o", "in.mp4"], ("-o in.mp4 is the input video in.mp4", "another file name"), run_cli),
+    (["annotate", "in.mp4", "--events", "./in.mp4"], ("--events in.mp4 is the input video",), run_cli_here),
+    (["annotate", "in.mp4", "--timeline", "link.mp4"], ("--timeline link.mp4 is the input video",),  # a symlink
+     run_cli_here),
+    (["annotate", "in.mp4", "-o", "hard.mp4"], ("-o hard.mp4 is the input video",), run_cli_here),  # a hard link
     (["annotate", "in.mp4", "-o", "out.mp4", "--events", "sub/../out.mp4"],
-     ("-o out.mp4 and --events sub/../out.mp4 name the same file",)),
-    (["annotate", "in.mp4", "--events", "in.db", "--gallery", "in.db"], ("--events in.db is the gallery",)),
-    (["watch", "door=in.mp4", "--record", "./in.mp4"], ("--record in.mp4 is the video of camera door",)),
+     ("-o out.mp4 and --events sub/../out.mp4 name the same file",), run_cli_here),
+    (["annotate", "in.mp4", "--events", "in.db", "--gallery", "in.db"], ("--events in.db is the gallery",),
+     run_cli_here),
+    (["watch", "door=in.mp4", "--record", "./in.mp4"], ("--record in.mp4 is the video of camera door",), run_cli),
     (["watch", "in.mp4", "--record", "out.mp4", "--stats", "out.mp4"],
-     ("--record out.mp4 and --stats out.mp4 name the same file",)),
+     ("--record out.mp4 and --stats out.mp4 name the same file",), run_cli_here),
 ])
-def test_an_output_that_would_overwrite_an_input_is_refused(video: Path, fast_detector_path: Path,
-                                                            args: list[str], expected: tuple[str, ...]) -> None:
+def test_an_output_that_would_overwrite_an_input_is_refused(video: Path, fast_detector_path: Path, args: list[str],
+                                                            expected: tuple[str, ...], run: Callable[..., Any]) -> None:
     folder = video.parent
     (folder / "sub").mkdir()
     (folder / "link.mp4").symlink_to(video)
@@ -71,7 +73,7 @@ def test_an_output_that_would_overwrite_an_input_is_refused(video: Path, fast_de
     (folder / "in.db").write_bytes(b"gallery")
     before = {name: _digest(folder / name) for name in ("in.mp4", "in.db")}
     # With the detector given, nothing but this check stands between the command and writing its outputs.
-    result = run_cli(*args, "--detector", fast_detector_path, cwd=folder, timeout=120)
+    result = run(*args, "--detector", fast_detector_path, cwd=folder)
     _refused(result, *expected)
     assert {name: _digest(folder / name) for name in before} == before
     assert not (folder / "out.mp4").exists()
@@ -82,36 +84,34 @@ def _mode(path: Path) -> int:
 
 
 def test_what_says_who_was_where_is_private(tmp_path: Path, video: Path, fast_detector_path: Path,
-                                            recognizer_path: Path, gallery_dir: Path) -> None:
+                                            recognizer_path: Path, gallery_dir: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     photos = tmp_path / "photos" / "obama"
     photos.mkdir(parents=True)
     shutil.copy(next((gallery_dir / "obama").iterdir()), photos)
     home = tmp_path / "home" / "facetrack"  # neither folder exists yet
     out = tmp_path / "out"
     out.mkdir()
-    env = {**os.environ, "FACETRACK_HOME": str(home), "COLUMNS": "200"}
-
-    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "facetrack", *map(str, args)], capture_output=True, text=True,
-                              timeout=120, env=env, preexec_fn=lambda: os.umask(0o022))  # a usual, lenient umask
-
-    watched = run("watch", video, "--events", out / "events.jsonl", "--record", out / "rec.mp4",
-                  "--stats", out / "stats.jsonl", "--detector", fast_detector_path)
+    monkeypatch.setenv("FACETRACK_HOME", str(home))
+    monkeypatch.setenv("FACETRACK_MODEL_MIRROR", f"http://127.0.0.1:{free_port()}/models")  # not there
+    umask = os.umask(0o022)  # a usual, lenient umask: more than the owner could read what is made
+    try:
+        watched = run_cli("watch", video, "--events", out / "events.jsonl", "--record", out / "rec.mp4",
+                          "--stats", out / "stats.jsonl", "--detector", fast_detector_path, timeout=120)
+        identified = run_cli_here("identify", next(photos.iterdir()), "--gallery", tmp_path / "photos", "--json",
+                                  "--detector", fast_detector_path, "--recognizer", recognizer_path)
+        downloaded = run_cli_here("models", "download", "buffalo_sc")  # makes the model cache, then fails
+    finally:
+        os.umask(umask)
     assert watched.returncode == 0, watched.stderr
-    identified = run("identify", next(photos.iterdir()), "--gallery", tmp_path / "photos", "--json",
-                     "--detector", fast_detector_path, "--recognizer", recognizer_path)  # builds the gallery cache
-    assert identified.returncode == 0 and "obama" in identified.stdout, identified.stderr
     assert {p.name: _mode(p) for p in out.iterdir()} == {"events.jsonl": 0o600, "rec.mp4": 0o600,
                                                          "stats.jsonl": 0o600}
     assert av.open(str(out / "rec.mp4")).streams.video[0].frames == 6  # still a whole, playable recording
-    caches = [home.parent, home, home / "galleries"]
-    assert [_mode(p) for p in caches] == [0o700] * 3, [oct(_mode(p)) for p in caches]
-    assert {_mode(p) for p in (home / "galleries").iterdir()} == {0o600}
-    # The model cache is made when a pack is first downloaded (here from a mirror that is not there).
-    env["FACETRACK_MODEL_MIRROR"] = f"http://127.0.0.1:{free_port()}/models"
-    downloaded = run("models", "download", "buffalo_sc")
+    assert identified.returncode == 0 and "obama" in identified.stdout, identified.stderr
     assert downloaded.returncode == 2 and "cannot download" in downloaded.stderr, downloaded.stderr
-    assert _mode(home / "models") == 0o700
+    caches = [home.parent, home, home / "galleries", home / "models"]
+    assert [_mode(p) for p in caches] == [0o700] * 4, [oct(_mode(p)) for p in caches]
+    assert {_mode(p) for p in (home / "galleries").iterdir()} == {0o600}
 
 
 def _config_error(tmp_path: Path, content: bytes) -> str:
@@ -151,7 +151,8 @@ def _write(path: Path, content: bytes) -> Path:
 
 def test_a_bad_config_is_one_error_line_on_the_command_line(tmp_path: Path) -> None:
     config = _write(tmp_path / "bad.yaml", b"annotation:\n  codec: aac\n")
-    result = run_cli("watch", "0", "--config", config, timeout=60)
+    result = run_cli_here("watch", "0", "--config", config)
     _refused(result, "invalid setting annotation.codec", "aac is an audio codec")
     config = _write(tmp_path / "latin.yaml", "# \xe9\n".encode("latin-1"))
-    _refused(run_cli("watch", "0", "--config", config, timeout=60), "is not UTF-8 text: byte 0xe9")
+    _refused(run_cli_here("annotate", "in.mp4", "--events", "e.jsonl", "--config", config),
+             "is not UTF-8 text: byte 0xe9")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from facetrack.config import MqttConfig, WebhookConfig
 from facetrack.sinks.mqtt import MqttPublisher
 from facetrack.sinks.webhook import WebhookSink
 from facetrack.urls import label, origin, scrub
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_here
 from tests.servers import free_port, wait_until
 
 
@@ -57,12 +58,13 @@ def test_urls_inside_a_message_are_replaced_by_their_labels() -> None:
     assert scrub(text) == "cannot open 'rtsp://***@10.0.0.1/x': refused; http://***@h/ down"
 
 
-@pytest.mark.parametrize("url", ["rtsp://127.0.0.1:{port}/s1?user=admin&password=hunter2",
-                                 "rtsp://admin:p@ss@127.0.0.1:{port}/x",
-                                 "rtsp://127.0.0.1:{port}/user=admin_password=hunter2_channel=1"])
-def test_watch_never_prints_the_secret_of_a_camera_it_cannot_open(url: str) -> None:
+@pytest.mark.parametrize(("url", "run"), [("rtsp://127.0.0.1:{port}/s1?user=admin&password=hunter2", run_cli),
+                                          ("rtsp://admin:p@ss@127.0.0.1:{port}/x", run_cli),
+                                          ("rtsp://127.0.0.1:{port}/user=admin_password=hunter2_channel=1",
+                                           run_cli_here)])
+def test_watch_never_prints_the_secret_of_a_camera_it_cannot_open(url: str, run: Callable[..., Any]) -> None:
     url = url.format(port=free_port())  # nothing listens there
-    result = run_cli("watch", f"door={url}", "--max-frames", "1", timeout=60)
+    result = run("watch", f"door={url}", "--max-frames", "1")  # a new process: FFmpeg's own messages too
     assert result.returncode == 2, result.stderr
     output = result.stdout + result.stderr
     assert "hunter2" not in output and "ss@" not in output, output
@@ -87,10 +89,13 @@ def test_webhook_messages_name_the_origin_only(caplog: pytest.LogCaptureFixture)
     assert "hunter2" not in caplog.text and "services" not in caplog.text
 
 
-def _watch_with_env(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FT_TEST_")}
-    return subprocess.run([sys.executable, "-m", "facetrack", "watch", *map(str, args)], capture_output=True,
-                          text=True, timeout=60, env={**clean, "COLUMNS": "200", **env})
+def _watch_with_env(monkeypatch: pytest.MonkeyPatch, *args: str | Path,
+                    env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    for name in [name for name in os.environ if name.startswith("FT_TEST_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return run_cli_here("watch", *args)
 
 
 def _one_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -99,35 +104,37 @@ def _one_error(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_camera_urls_are_read_from_the_environment() -> None:
+def test_camera_urls_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()  # closed: the error names the URL that was tried, so the variable was read
-    result = _watch_with_env("door=${FT_TEST_DOOR}", env={"FT_TEST_DOOR": f"rtsp://admin:hunter2@127.0.0.1:{port}/x"})
+    result = _watch_with_env(monkeypatch, "door=${FT_TEST_DOOR}",
+                             env={"FT_TEST_DOOR": f"rtsp://admin:hunter2@127.0.0.1:{port}/x"})
     assert f"cannot open stream rtsp://***@127.0.0.1:{port}/x" in _one_error(result)
     assert "hunter2" not in result.stdout + result.stderr
 
 
-def test_an_unset_variable_is_one_error_naming_it() -> None:
-    error = _one_error(_watch_with_env("door=rtsp://admin:${FT_TEST_DOOR_PASSWORD}@127.0.0.1/x", env={}))
+def test_an_unset_variable_is_one_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = _one_error(_watch_with_env(monkeypatch, "door=rtsp://admin:${FT_TEST_DOOR_PASSWORD}@127.0.0.1/x",
+                                       env={}))
     assert error == ("error: camera door: environment variable FT_TEST_DOOR_PASSWORD is not set "
                      "(export FT_TEST_DOOR_PASSWORD=...)")
-    error = _one_error(_watch_with_env("0", "--mqtt", "mqtt://u:${FT_TEST_MQTT}@127.0.0.1", env={}))
+    error = _one_error(_watch_with_env(monkeypatch, "0", "--mqtt", "mqtt://u:${FT_TEST_MQTT}@127.0.0.1", env={}))
     assert "--mqtt: environment variable FT_TEST_MQTT is not set (export FT_TEST_MQTT=...)" in error
-    error = _one_error(_watch_with_env("0", "--webhook", "${FT_TEST_HOOK}", env={"FT_TEST_HOOK": ""}))
+    error = _one_error(_watch_with_env(monkeypatch, "0", "--webhook", "${FT_TEST_HOOK}", env={"FT_TEST_HOOK": ""}))
     assert "--webhook: environment variable FT_TEST_HOOK is empty" in error
 
 
-def test_config_urls_are_read_from_the_environment(tmp_path: Path) -> None:
+def test_config_urls_are_read_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "watch.yaml"
     config.write_text("cameras:\n  - {name: door, url: '${FT_TEST_DOOR}'}\n"
                       "mqtt: {url: 'mqtt://u:${FT_TEST_MQTT}@127.0.0.1'}\nwebhook: {url: '${FT_TEST_HOOK}'}\n")
-    error = _one_error(_watch_with_env("--config", config, env={}))
+    error = _one_error(_watch_with_env(monkeypatch, "--config", config, env={}))
     assert "camera door: environment variable FT_TEST_DOOR is not set" in error
-    error = _one_error(_watch_with_env("--config", config, env={"FT_TEST_DOOR": "rtsp://127.0.0.1:1/x"}))
+    error = _one_error(_watch_with_env(monkeypatch, "--config", config, env={"FT_TEST_DOOR": "rtsp://127.0.0.1:1/x"}))
     assert "mqtt.url: environment variable FT_TEST_MQTT is not set" in error
-    error = _one_error(_watch_with_env("--config", config, env={"FT_TEST_DOOR": "rtsp://127.0.0.1:1/x",
+    error = _one_error(_watch_with_env(monkeypatch, "--config", config, env={"FT_TEST_DOOR": "rtsp://127.0.0.1:1/x",
                                                                  "FT_TEST_MQTT": "hunter2"}))
     assert "webhook.url: environment variable FT_TEST_HOOK is not set" in error
-    error = _one_error(_watch_with_env("--config", config, env={"FT_TEST_DOOR": "rtsp://127.0.0.1:1/x",
+    error = _one_error(_watch_with_env(monkeypatch, "--config", config, env={"FT_TEST_DOOR": "rtsp://127.0.0.1:1/x",
                                                                  "FT_TEST_MQTT": "hunter2",
                                                                  "FT_TEST_HOOK": "ftp://127.0.0.1/hunter2"}))
     assert "webhook URL ftp://127.0.0.1 must be http(s)" in error  # the variable's value was used
