@@ -228,7 +228,8 @@ def _stream(url: str) -> SourceSpec:
         parts = urllib.parse.urlsplit(url)
         port = parts.port  # raises on a port that is not a number in 0–65535
     except ValueError as exc:
-        raise FacetrackError(f"malformed URL {shown}: {exc} (expected e.g. rtsp://host:554/path)") from None
+        raise FacetrackError(f"malformed URL {shown}: {urls.parse_problem(exc)} "
+                             "(expected e.g. rtsp://host:554/path)") from None
     scheme = parts.scheme.lower()
     if scheme not in STREAM_SCHEMES:
         raise FacetrackError(f"unsupported URL scheme {scheme}:// in {shown} "

@@ -77,6 +77,12 @@ def origin(url: str) -> str:
     return f"{scheme}://{host}{':' + port if port else ''}"
 
 
+def parse_problem(error: ValueError) -> str:
+    """What `urllib.parse` found wrong with a URL, without quoting the URL's text (a "port" may be a password)."""
+    text = str(error)
+    return "its port is not a number from 0 to 65535" if "port" in text.lower() else scrub(text)
+
+
 def scrub(text: str) -> str:
     """`text` with every URL in it replaced by its label (for error texts that quote the URL they failed on)."""
     return _IN_TEXT.sub(lambda m: label(m[0]), text)

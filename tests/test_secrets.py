@@ -73,6 +73,14 @@ def test_watch_never_prints_the_secret_of_a_camera_it_cannot_open(url: str, run:
     assert "Traceback" not in output
 
 
+@pytest.mark.parametrize("args", [["rtsp://admin:hunter2/x"], ["0", "--mqtt", "mqtt://alerts:hunter2"],
+                                  ["0", "--webhook", "https://hook:hunter2/x"]])
+def test_a_url_whose_password_lost_its_at_sign_is_not_quoted(args: list[str]) -> None:
+    result = run_cli_here("watch", *args)  # the password reads as a port: the error must not quote it
+    assert result.returncode == 2 and "port is not a number" in result.stderr, result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+
+
 def test_webhook_messages_name_the_origin_only(caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()  # nothing listens: the sink says so, once
     url = f"http://hook:hunter2@127.0.0.1:{port}/services/T0/B0/hunter2?token=hunter2"

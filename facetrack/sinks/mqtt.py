@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 
 from facetrack.config import MqttConfig
 from facetrack.errors import FacetrackError
-from facetrack.urls import label
+from facetrack.urls import label, parse_problem
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,13 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
         parts = urllib.parse.urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise FacetrackError(f"malformed MQTT URL {label(url)}: {exc} (expected mqtt://host:1883)") from None
+        raise FacetrackError(f"malformed MQTT URL {label(text)}: {parse_problem(exc)} "
+                             "(expected mqtt://host:1883)") from None
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
-        raise FacetrackError(f"unsupported MQTT URL scheme {scheme}:// in {label(url)} (use mqtt:// or mqtts://)")
+        raise FacetrackError(f"unsupported MQTT URL scheme {scheme}:// in {label(text)} (use mqtt:// or mqtts://)")
     if not parts.hostname:
-        raise FacetrackError(f"malformed MQTT URL {label(url)}: it names no host (expected mqtt://host:1883)")
+        raise FacetrackError(f"malformed MQTT URL {label(text)}: it names no host (expected mqtt://host:1883)")
     default_port, tls = _SCHEMES[scheme]
     username = urllib.parse.unquote(parts.username) if parts.username else None
     password = urllib.parse.unquote(parts.password) if parts.password else None

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from facetrack.config import WebhookConfig
 from facetrack.errors import FacetrackError
-from facetrack.urls import origin, scrub
+from facetrack.urls import origin, parse_problem, scrub
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def check_webhook_url(url: str) -> str:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError as exc:
-        raise FacetrackError(f"malformed webhook URL {origin(url)}: {exc}") from None
+        raise FacetrackError(f"malformed webhook URL {origin(url)}: {parse_problem(exc)}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise FacetrackError(f"webhook URL {origin(url)} must be http(s)://host[:port]/path")
     return url
