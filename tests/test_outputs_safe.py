@@ -101,11 +101,15 @@ def test_what_says_who_was_where_is_private(tmp_path: Path, video: Path, fast_de
         identified = run_cli_here("identify", next(photos.iterdir()), "--gallery", tmp_path / "photos", "--json",
                                   "--detector", fast_detector_path, "--recognizer", recognizer_path)
         downloaded = run_cli_here("models", "download", "buffalo_sc")  # makes the model cache, then fails
+        annotated = run_cli_here("annotate", video, "-o", out / "annotated.mp4", "--events", out / "a.jsonl",
+                                 "--timeline", out / "timeline.png", "--detector", fast_detector_path)
     finally:
         os.umask(umask)
     assert watched.returncode == 0, watched.stderr
-    assert {p.name: _mode(p) for p in out.iterdir()} == {"events.jsonl": 0o600, "rec.mp4": 0o600,
-                                                         "stats.jsonl": 0o600}
+    assert annotated.returncode == 0, annotated.stderr
+    assert {p.name: _mode(p) for p in out.iterdir()} == {
+        "events.jsonl": 0o600, "rec.mp4": 0o600, "stats.jsonl": 0o600,  # watch
+        "annotated.mp4": 0o600, "a.jsonl": 0o600, "timeline.png": 0o600}  # annotate
     assert av.open(str(out / "rec.mp4")).streams.video[0].frames == 6  # still a whole, playable recording
     assert identified.returncode == 0 and "obama" in identified.stdout, identified.stderr
     assert downloaded.returncode == 2 and "cannot download" in downloaded.stderr, downloaded.stderr
