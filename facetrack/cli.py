@@ -56,6 +56,13 @@ def build_config(config: Path | None, detector: Path | None = None, recognizer: 
     return load_config(config, overrides)
 
 
+def _input_files(config: Path | None, detector: Path | None, recognizer: Path | None,
+                 gallery: Path | None) -> list[tuple[str, Path]]:
+    """The files a command reads besides its video (an output must never be one of them)."""
+    named = (("config file", config), ("detector", detector), ("recognizer", recognizer), ("gallery", gallery))
+    return [(what, path) for what, path in named if path is not None and not path.is_dir()]
+
+
 def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
@@ -87,12 +94,15 @@ def annotate(
 
     from facetrack.models.runtime import describe_providers
     from facetrack.pipeline import Pipeline, annotate_file
-    from facetrack.sinks.video import check_video_output, check_writable
+    from facetrack.sinks.video import check_distinct, check_video_output, check_writable
     from facetrack.sources import FileSource
 
     _setup_logging(verbose)
     if output is None and events is None and timeline is None:
         raise FacetrackError("nothing to write: pass -o OUTPUT.mp4, --events EVENTS.jsonl and/or --timeline T.png")
+    check_distinct([("input video", input), *_input_files(config, detector, recognizer, gallery)],
+                   [(flag, path) for flag, path in (("-o", output), ("--events", events), ("--timeline", timeline))
+                    if path is not None])
     if timeline is not None:
         check_writable(timeline, flag="--timeline")
     cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
@@ -149,7 +159,8 @@ def _draw_annotate_timeline(events_path: Path, timeline: Path, input: Path) -> N
 def watch(
     sources: Annotated[list[str] | None, typer.Argument(
         help="Cameras to watch: rtsp://…, http(s)://…, a webcam (0, /dev/video0), a video file; NAME=SOURCE "
-             "names one (default cam0, cam1, …). Without any, the config's cameras: list.",
+             "names one (default cam0, cam1, …); ${NAME} is read from the environment (keeps passwords out "
+             "of `ps`). Without any, the config's cameras: list.",
         show_default=False)] = None,
     display: Annotated[bool, typer.Option("--display", help="Show a live window per camera (q quits).")] = False,
     events: Annotated[str | None, typer.Option(
@@ -157,8 +168,10 @@ def watch(
     record: Annotated[Path | None, typer.Option(
         "--record", help="Annotated video to write (.mp4); with several cameras OUT_<camera>.mp4 each.")] = None,
     mqtt: Annotated[str | None, typer.Option(
-        "--mqtt", help="Publish alerts to an MQTT broker: mqtt://host:1883 (user:pass@host also works).")] = None,
-    webhook: Annotated[str | None, typer.Option("--webhook", help="POST alerts as JSON to this http(s) URL.")] = None,
+        "--mqtt", help="Publish alerts to an MQTT broker: mqtt://host:1883 (user:pass@host also works; "
+                       "${NAME} is read from the environment).")] = None,
+    webhook: Annotated[str | None, typer.Option(
+        "--webhook", help="POST alerts as JSON to this http(s) URL (${NAME} is read from the environment).")] = None,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds.")] = None,
     max_frames: Annotated[int | None, typer.Option(
         "--max-frames", help="Stop each camera after this many processed frames.")] = None,
@@ -182,6 +195,7 @@ def watch(
     from facetrack.live import CameraSpec, LiveRunner, name_sources
     from facetrack.sinks.alerts import Publisher
     from facetrack.stats import StatsReport, render_report
+    from facetrack.urls import expand_env
 
     _setup_logging(verbose)
     cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
@@ -189,14 +203,25 @@ def watch(
         raise FacetrackError("--duration must be a positive number of seconds")
     if max_frames is not None and max_frames <= 0:
         raise FacetrackError("--max-frames must be a positive number of frames")
-    cameras = name_sources(sources) if sources else [CameraSpec(c.name, c.url) for c in cfg.cameras]
-    if stats is not None:
-        from facetrack.sinks.video import check_writable
+    # ${NAME} in a URL comes from the environment: a password on the command line is visible to every user.
+    named = name_sources(sources) if sources else [CameraSpec(c.name, c.url) for c in cfg.cameras]
+    cameras = [CameraSpec(c.name, expand_env(c.url, f"camera {c.name}")) for c in named]
+    from facetrack.sinks.video import check_distinct, check_writable
+    from facetrack.sources import parse_source
 
+    watched = [(f"video of camera {c.name}", Path(spec.target)) for c in cameras
+               if (spec := parse_source(c.url)).kind == "file"]
+    recordings = LiveRunner.recording_paths(record, [c.name for c in cameras])
+    outputs = [*(("--record", path) for path in recordings.values()),
+               *([("--events", Path(events))] if events not in (None, "-") else []),
+               *([("--stats", stats)] if stats is not None else [])]
+    check_distinct([*watched, *_input_files(config, detector, recognizer, gallery)], outputs)
+    if stats is not None:
         check_writable(stats, "--stats")
     publishers: list[Publisher] = []
-    mqtt_url = mqtt or cfg.mqtt.url
-    webhook_url = webhook or cfg.webhook.url
+    mqtt_url = expand_env(mqtt, "--mqtt") if mqtt else cfg.mqtt.url and expand_env(cfg.mqtt.url, "mqtt.url")
+    webhook_url = (expand_env(webhook, "--webhook") if webhook
+                   else cfg.webhook.url and expand_env(cfg.webhook.url, "webhook.url"))
     if mqtt_url:
         from facetrack.sinks.mqtt import parse_mqtt_url
 
@@ -223,7 +248,9 @@ def watch(
     labels = ", ".join(f"{c.name} ({r.source})" for c, r in zip(cameras, runner.report().cameras, strict=True))
     console.print(f"[bold]watching[/] {labels}" + (f" for {duration:g} s" if duration else "")
                   + " — Ctrl-C stops", highlight=False)
-    stats_file = open(stats, "a", encoding="utf-8") if stats is not None else None  # noqa: SIM115
+    from facetrack.private import open_private
+
+    stats_file = open_private(stats, "a") if stats is not None else None
 
     def on_stats(report: StatsReport) -> None:
         console.print(render_report(report), highlight=False)
@@ -272,10 +299,11 @@ def eval_command(
     import json
 
     from facetrack.eval import evaluate_files, report_tables, summary_line, timeline_rows
-    from facetrack.sinks.video import check_writable
+    from facetrack.sinks.video import check_distinct, check_writable
     from facetrack.timeline import draw_timeline
 
     if plot is not None:
+        check_distinct([("events file", events), ("truth file", truth)], [("--plot", plot)])
         check_writable(plot, flag="--plot")
     report, matched = evaluate_files(events, truth, iou, gap)
     for warning in report.warnings:

@@ -170,6 +170,21 @@ class AnnotationConfig(_Section):
     codec: str = "libx264"  # falls back to mpeg4 where H.264 is not available
     crf: int = Field(23, ge=0, le=51)
 
+    @field_validator("codec")
+    @classmethod
+    def _video_encoder(cls, value: str) -> str:
+        import av
+
+        try:
+            kind = av.Codec(value, "w").type
+        except ValueError:  # av.codec.codec.UnknownCodecError
+            return value  # not in this FFmpeg: the writer says so and uses MPEG-4
+        if kind != "video":
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise ValueError(f"{value} is {article} {kind} codec, not a video encoder: use libx264, mpeg4 or "
+                             "another video encoder")
+        return value
+
 
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -208,6 +223,17 @@ class MqttConfig(_Section):
     qos: int = Field(1, ge=0, le=2)
     client_id: str | None = None  # default: facetrack-<host>-<pid>
     queue_size: int = Field(1000, ge=1)  # messages held while the broker is away; the oldest go first
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _publishable_prefix(cls, value: str) -> str:
+        if not value.strip("/"):
+            raise ValueError("the topic prefix is empty: name one, e.g. facetrack or home/cameras")
+        wild = sorted({c for c in value if c in "#+"})
+        if wild:
+            raise ValueError(f"the topic prefix {value!r} holds the wildcard {' and '.join(wild)}, which MQTT "
+                             "forbids in published topics: use letters, digits, '_', '-' and '/'")
+        return value
 
 
 class WebhookConfig(_Section):
@@ -256,11 +282,18 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise FacetrackError(f"config file not found: {path} (pass an existing YAML file to --config)") from None
     except OSError as exc:
         raise FacetrackError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark is fine
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        raise FacetrackError(f"config file {path} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, "
+                             f"column {column} (save the file as UTF-8)") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

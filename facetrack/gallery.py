@@ -24,6 +24,7 @@ from scipy.optimize import linear_sum_assignment
 from facetrack.detect import FaceDetector, read_photo
 from facetrack.embed import FaceEmbedder, face_quality
 from facetrack.errors import FacetrackError
+from facetrack.private import private_dir
 from facetrack.types import LANDMARKS
 
 log = logging.getLogger(__name__)
@@ -348,5 +349,6 @@ def open_gallery(spec: Path, enroller: Enroller, cache_dir: Path) -> Gallery:
     if cached.path.is_file() and cached.meta().get("folder_digest") == contents:
         return cached.load()
     log.info("building the gallery from %s (cached in %s)", spec, cached.path)
+    private_dir(cache_dir)  # the cache holds face embeddings: its owner only
     cached.build(enroll_folder(spec, enroller), enroller.embedder, {"folder_digest": contents})
     return cached.load()

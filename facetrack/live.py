@@ -179,7 +179,7 @@ class LiveRunner:
         self.max_frames = max_frames
         self.on_result = on_result
         self.on_event = on_event
-        self.record_paths = self._record_paths(record, [c.name for c in cameras])
+        self.record_paths = self.recording_paths(record, [c.name for c in cameras])
         for path in self.record_paths.values():
             check_video_output(path, "--record")
         for spec in cameras:
@@ -236,7 +236,8 @@ class LiveRunner:
     # ----- setup -------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _record_paths(record: Path | None, names: list[str]) -> dict[str, Path]:
+    def recording_paths(record: Path | None, names: list[str]) -> dict[str, Path]:
+        """Camera name → its recording: `record` itself for one camera, OUT_<camera>.mp4 each for several."""
         if record is None:
             return {}
         if len(names) == 1:

@@ -5,14 +5,13 @@ records why it stopped (`FileSource.error`), so the caller can finish its output
 
 Live sources (webcams, RTSP, HTTP streams: `StreamSource`) are decoded as fast as they arrive, stamped with
 their arrival time, and reopened with exponential back-off when they drop. Credentials in a URL never reach a
-message: everything that prints a source goes through `redact`.
+message: everything that prints a source goes through `facetrack.urls` (`label`, `scrub`).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import re
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ import cv2
 import numpy as np
 from av.codec.hwaccel import HWAccel, hwdevices_available
 
+from facetrack import urls
 from facetrack.config import LiveConfig
 from facetrack.errors import FacetrackError
 
@@ -244,14 +244,6 @@ class FileSource:
         self._container.close()
 
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
-
-
-def redact(text: str) -> str:
-    """`text` with every `user:pass@` of a URL in it replaced by `***@`."""
-    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
-
-
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "rtmps")
 
 
@@ -265,8 +257,8 @@ class SourceSpec:
 
     @property
     def label(self) -> str:
-        """How the source is named in messages: never with its credentials."""
-        return redact(self.target)
+        """How the source is named in messages: never with its credentials or query string."""
+        return urls.label(self.target)
 
     @property
     def is_rtsp(self) -> bool:
@@ -303,19 +295,20 @@ def _webcam(index: int) -> SourceSpec:
 
 
 def _stream(url: str) -> SourceSpec:
-    label = redact(url)
+    shown = urls.label(url)
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port  # raises on a port that is not a number in 0–65535
     except ValueError as exc:
-        raise FacetrackError(f"malformed URL {label}: {exc} (expected e.g. rtsp://host:554/path)") from None
+        raise FacetrackError(f"malformed URL {shown}: {urls.parse_problem(exc)} "
+                             "(expected e.g. rtsp://host:554/path)") from None
     scheme = parts.scheme.lower()
     if scheme not in STREAM_SCHEMES:
-        raise FacetrackError(f"unsupported URL scheme {scheme}:// in {label} "
+        raise FacetrackError(f"unsupported URL scheme {scheme}:// in {shown} "
                              f"(use one of {', '.join(s + '://' for s in STREAM_SCHEMES)})")
     host = parts.hostname or ""
     if not host or any(c.isspace() for c in host) or port == 0:
-        raise FacetrackError(f"malformed URL {label}: it names no host (expected e.g. {scheme}://host:port/path)")
+        raise FacetrackError(f"malformed URL {shown}: it names no host (expected e.g. {scheme}://host:port/path)")
     return SourceSpec("stream", url)
 
 
@@ -387,7 +380,7 @@ class StreamSource:
                                      "(list cameras with: ls /dev/video*)") from None
             raise FacetrackError(f"{label} not found on the server: check the path of the URL") from None
         except (av.error.FFmpegError, OSError) as exc:
-            reason = redact(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
+            reason = urls.scrub(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
             waited = time.monotonic() - started
             if waited >= 0.9 * min(self.open_timeout, self.read_timeout):
                 reason = f"no answer within {waited:.0f} s"
@@ -414,7 +407,7 @@ class StreamSource:
                 container = open_with(None)  # the stream is fine: the GPU decoder is not
                 self._hwaccel = None
                 _say_once(logging.WARNING, f"hardware decoding is not available for {self.spec.label} "
-                                           f"({redact(getattr(exc, 'strerror', None) or type(exc).__name__)}): "
+                                           f"({urls.scrub(getattr(exc, 'strerror', None) or type(exc).__name__)}): "
                                            "decoding in software")
                 return container
         return open_with(None)
@@ -446,7 +439,7 @@ class StreamSource:
                         return
                     started = time.perf_counter()
             except (av.error.FFmpegError, OSError) as exc:
-                reason = redact(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
+                reason = urls.scrub(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
             self.connected = False
             self._close_container()
             if not self.live:

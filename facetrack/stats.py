@@ -50,7 +50,7 @@ class CameraCounters:
 @dataclass
 class CameraReport:
     name: str
-    source: str  # redacted
+    source: str  # facetrack.urls.label: no credentials, no query string
     live: bool
     state: str  # online, reconnecting, ended
     frames: int

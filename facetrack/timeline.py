@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facetrack.errors import FacetrackError
+from facetrack.private import create_private_file
 
 # What a lane shows in a frame → (colour, legend text). Red is kept for names that are wrong.
 CATEGORIES: dict[str, tuple[str, str]] = {
@@ -135,5 +136,6 @@ def draw_timeline(rows: list[Row], path: Path | str, fps: float | None = None, t
     legend = [Patch(color=CATEGORIES[c][0], label=CATEGORIES[c][1]) for c in CATEGORIES if c in used]
     if legend:
         fig.legend(handles=legend, loc="outside lower center", ncols=len(legend), fontsize=8, frameon=False)
+    create_private_file(path)  # it says who was seen when: its owner only
     fig.savefig(path, dpi=120)
     return path

@@ -72,6 +72,37 @@ def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 300) ->
                           cwd=cwd, timeout=timeout, env=env)
 
 
+def run_cli_here(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The same command line run inside this process (its entry point, output and exit status), for the many
+    mistakes that fail in milliseconds where starting a new interpreter would take seconds."""
+    import contextlib
+    import io
+    import logging
+
+    from facetrack.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    argv, folder = sys.argv, Path.cwd()
+    code: int | str | None = 0
+    try:
+        sys.argv = ["facetrack", *map(str, args)]
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            main()
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.argv = argv
+        os.chdir(folder)
+        root.handlers[:] = handlers  # the command set up its own logging: give the test runner's back
+        root.setLevel(level)
+    return subprocess.CompletedProcess(list(args), code if isinstance(code, int) else 1, stdout.getvalue(),
+                                       stderr.getvalue())
+
+
 @pytest.fixture(scope="session")
 def clip_run(tmp_path_factory: pytest.TempPathFactory, clip_path: Path, gallery_dir: Path, detector_path: Path,
              recognizer_path: Path) -> dict:

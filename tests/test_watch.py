@@ -12,7 +12,8 @@ from facetrack.config import load_config
 from facetrack.errors import FacetrackError
 from facetrack.live import CameraSpec, LiveRunner, name_sources
 from facetrack.pipeline import Pipeline
-from facetrack.sources import FileSource, parse_source, redact
+from facetrack.sources import FileSource, parse_source
+from facetrack.urls import scrub
 from tests.conftest import run_cli
 from tests.servers import free_port
 
@@ -192,5 +193,5 @@ def test_source_names_and_kinds() -> None:
     assert parse_source("rtsp://u:p@cam/1").kind == "stream"
     assert parse_source("/dev/video2").format == "v4l2"
     assert parse_source("clip.mp4").kind == "file"
-    assert redact("cannot open rtsp://admin:hunter2@10.0.0.1/x and http://a:b@h/") == \
+    assert scrub("cannot open rtsp://admin:hunter2@10.0.0.1/x and http://a:b@h/") == \
         "cannot open rtsp://***@10.0.0.1/x and http://***@h/"

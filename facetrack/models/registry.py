@@ -20,6 +20,7 @@ from typing import Literal
 
 from facetrack.config import ModelsConfig
 from facetrack.errors import FacetrackError
+from facetrack.private import private_dir
 
 Role = Literal["detector", "recognizer"]
 RELEASE_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7"
@@ -164,7 +165,7 @@ def download_pack(pack: ModelPack, config: ModelsConfig | None = None, timeout: 
     """Download and unpack `pack` into the cache; the archive's SHA-256 is checked before unpacking."""
     target = cache_root(config) / pack.name
     url = pack.url(os.environ.get("FACETRACK_MODEL_MIRROR"))
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{pack.name}-") as tmp:
         archive = Path(tmp) / f"{pack.name}.zip"
         try:
@@ -190,7 +191,7 @@ def download_pack(pack: ModelPack, config: ModelsConfig | None = None, timeout: 
             path = unpacked / model.name
             if path.is_file() and model.sha256 is not None and sha256_of(path) != model.sha256:
                 raise FacetrackError(f"checksum mismatch for {model.name} in {url}; nothing was installed")
-        target.mkdir(parents=True, exist_ok=True)
+        private_dir(target)
         for path in unpacked.iterdir():
             os.replace(path, target / path.name)  # atomic per file: never a half-written model in the cache
     return target

@@ -25,6 +25,7 @@ import onnxruntime as ort
 from facetrack.config import RuntimeConfig
 from facetrack.errors import FacetrackError
 from facetrack.models.registry import facetrack_home
+from facetrack.private import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ def _preload_gpu_libraries() -> None:
 def _prepare_engine_cache(cache: Path) -> None:
     global _engine_notice_given
     try:
-        cache.mkdir(parents=True, exist_ok=True)
+        private_dir(cache)
     except OSError as exc:
         raise FacetrackError(f"cannot create the TensorRT engine cache {cache} ({exc.strerror}): set "
                              "runtime.tensorrt_cache_dir to a writable folder") from None

@@ -17,6 +17,7 @@ import numpy as np
 import supervision as sv
 
 from facetrack.errors import FacetrackError
+from facetrack.private import open_private
 from facetrack.types import IDENTITY, KNOWN, SIMILARITY
 
 Event = dict[str, Any]
@@ -56,7 +57,10 @@ def track_event(kind: str, track_id: int, index: int, pts: float) -> Event:
 
 
 class EventWriter:
-    """Appends events to a .jsonl file (or stdout for `-`), flushed so a crash loses at most one frame."""
+    """Appends events to a .jsonl file (or stdout for `-`), flushed so a crash loses at most one frame.
+
+    A new file is created readable by its owner only: it says who was seen where and when.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
@@ -64,7 +68,7 @@ class EventWriter:
         self._handle: TextIO
         if self._own:
             try:
-                self._handle = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+                self._handle = open_private(self.path, "w")  # closed in close(); only its owner reads it
             except OSError as exc:
                 raise FacetrackError(
                     f"cannot write events to {self.path}: {exc.strerror} (choose a writable path for --events)"

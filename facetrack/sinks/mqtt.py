@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 
 from facetrack.config import MqttConfig
 from facetrack.errors import FacetrackError
-from facetrack.sources import redact
+from facetrack.urls import label, parse_problem
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,27 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
         parts = urllib.parse.urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise FacetrackError(f"malformed MQTT URL {redact(url)}: {exc} (expected mqtt://host:1883)") from None
+        raise FacetrackError(f"malformed MQTT URL {label(text)}: {parse_problem(exc)} "
+                             "(expected mqtt://host:1883)") from None
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
-        raise FacetrackError(f"unsupported MQTT URL scheme {scheme}:// in {redact(url)} (use mqtt:// or mqtts://)")
+        raise FacetrackError(f"unsupported MQTT URL scheme {scheme}:// in {label(text)} (use mqtt:// or mqtts://)")
     if not parts.hostname:
-        raise FacetrackError(f"malformed MQTT URL {redact(url)}: it names no host (expected mqtt://host:1883)")
+        raise FacetrackError(f"malformed MQTT URL {label(text)}: it names no host (expected mqtt://host:1883)")
     default_port, tls = _SCHEMES[scheme]
     username = urllib.parse.unquote(parts.username) if parts.username else None
     password = urllib.parse.unquote(parts.password) if parts.password else None
     return parts.hostname, port or default_port, tls, username, password
+
+
+_clear_text_said: set[str] = set()
+
+
+def _warn_clear_text(broker: str) -> None:
+    if broker not in _clear_text_said:  # once per broker and process
+        _clear_text_said.add(broker)
+        log.warning("MQTT broker %s: the password travels in clear text over mqtt:// (use mqtts:// to encrypt it)",
+                    broker)
 
 
 class MqttPublisher:
@@ -53,7 +64,7 @@ class MqttPublisher:
 
     def __init__(self, url: str, config: MqttConfig) -> None:
         self.host, self.port, tls, username, password = parse_mqtt_url(url)
-        self.label = f"{self.host}:{self.port}"
+        self.label = f"{self.host}:{self.port}"  # no user, no password
         self.prefix = config.topic_prefix.rstrip("/")
         self.qos = config.qos
         self.sent = 0
@@ -68,6 +79,8 @@ class MqttPublisher:
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         if username:
             self._client.username_pw_set(username, password)
+        if password and not tls:
+            _warn_clear_text(self.label)
         if tls:
             self._client.tls_set()
         self._status_topic = f"{self.prefix}/status"

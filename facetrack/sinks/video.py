@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from facetrack.errors import FacetrackError
+from facetrack.private import create_private_file
 from facetrack.sources import VideoInfo, ffmpeg_file
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,34 @@ def check_writable(path: Path, flag: str = "-o") -> None:
         raise FacetrackError(f"cannot write {path}: folder {parent} does not exist (create it or change {flag})")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise FacetrackError(f"cannot write {path}: permission denied (choose a writable path for {flag})")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if os.path.samefile(a, b):  # also a hard link
+            return True
+    except OSError:
+        pass  # one of them does not exist (yet)
+    return a.expanduser().resolve() == b.expanduser().resolve()  # `./x`, `d/../x`, a symlink to x
+
+
+def check_distinct(inputs: list[tuple[str, Path]], outputs: list[tuple[str, Path]]) -> None:
+    """Refuse, before anything is opened, an output that names an input or another output.
+
+    `inputs` and `outputs` are (how the user gave it, path) pairs; the same file reached through a symlink, a
+    `./` spelling or a hard link counts as the same.
+    """
+    checked: list[tuple[str, Path]] = []
+    for flag, path in outputs:
+        for what, source in inputs:
+            if _same_file(path, source):
+                raise FacetrackError(f"{flag} {path} is the {what} {source}: writing it would destroy it "
+                                     f"(give {flag} another file name)")
+        for other_flag, other in checked:
+            if _same_file(path, other):
+                raise FacetrackError(f"{other_flag} {other} and {flag} {path} name the same file: give each "
+                                     "output its own name")
+        checked.append((flag, path))
 
 
 class _AudioCopy:
@@ -99,6 +128,10 @@ class VideoWriter:
         check_video_output(self.path)
         self.info = info
         options = _FRAGMENTED if fragmented and self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+        try:
+            create_private_file(self.path)  # FFmpeg then writes into it and keeps its owner-only mode
+        except OSError as exc:
+            raise FacetrackError(f"cannot write {self.path}: {exc.strerror}") from None
         try:
             self._container = av.open(ffmpeg_file(self.path), mode="w", options=options)
         except av.error.FFmpegError as exc:

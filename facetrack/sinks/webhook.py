@@ -4,6 +4,9 @@ Posts wait in a bounded queue; when it is full the oldest is dropped and counted
 reached at all, the post at the head is retried with exponential back-off (up to 30 s apart) and the queue
 keeps the newest alerts; a server error (5xx) is retried `retries` times; a refusal (4xx) is not retried. The
 endpoint going down is said once, and once when it is back.
+
+Redirects are not followed: a 3xx answer is a failed delivery, so an alert (and the Authorization header made
+from the URL's credentials) never goes anywhere but the configured endpoint.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any, Literal
 
 from facetrack.config import WebhookConfig
 from facetrack.errors import FacetrackError
-from facetrack.sources import redact
+from facetrack.urls import origin, parse_problem, scrub
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +37,9 @@ def check_webhook_url(url: str) -> str:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError as exc:
-        raise FacetrackError(f"malformed webhook URL {redact(url)}: {exc}") from None
+        raise FacetrackError(f"malformed webhook URL {origin(url)}: {parse_problem(exc)}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise FacetrackError(f"webhook URL {redact(url)} must be http(s)://host[:port]/path")
+        raise FacetrackError(f"webhook URL {origin(url)} must be http(s)://host[:port]/path")
     return url
 
 
@@ -55,12 +58,23 @@ def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is not followed: urllib then raises it as an HTTPError, and the post counts as failed."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
 class WebhookSink:
     name = "webhook"
 
     def __init__(self, url: str, config: WebhookConfig) -> None:
         self.url, self._headers = _split_credentials(check_webhook_url(url))
-        self.label = redact(url).split("?", 1)[0]  # a query string often carries a token
+        self.label = origin(url)  # Slack, Discord and others keep their token in the path
         self.config = config
         self.sent = 0
         self.failed = 0  # posts the server refused or kept failing
@@ -131,16 +145,22 @@ class WebhookSink:
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
             "Content-Type": "application/json", "User-Agent": "facetrack", **self._headers})
         try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
+            with _OPENER.open(request, timeout=self.config.timeout) as response:
                 response.read()
+            if not 200 <= response.status < 300:  # a 1xx/3xx that reached here was not a delivery
+                return "refused", f"{response.status} {response.reason}"
             return "sent", ""
         except urllib.error.HTTPError as exc:
             detail = f"{exc.code} {exc.reason}"
+            if 300 <= exc.code < 400:
+                target = exc.headers.get("Location") if exc.headers else None
+                where = f" to {origin(urllib.parse.urljoin(self.url, target))}" if target else ""
+                return "refused", f"{detail}, a redirect{where}; redirects are not followed: configure the final URL"
             retry = exc.code >= 500 or exc.code in (408, 429)
             return ("server-error" if retry else "refused"), detail
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            return "unreachable", redact(f"it cannot be reached ({reason})")
+            return "unreachable", scrub(f"it cannot be reached ({reason})")
 
     def pending(self) -> int:
         return len(self._queue)

@@ -1,0 +1,109 @@
+"""Printable labels of URLs: what a message, a log line or a stats report may show of a camera or an endpoint.
+
+A label is built from the URL's scheme, host, port and path only, so nothing secret can slip through by being
+left in: `user:pass@` becomes `***@`, the query string (where cameras and webhooks often carry a token) is left
+out, and credential-like parameters in the path (`/user=admin_password=…_channel=1`, as some cameras take them)
+are masked. The user information ends at the *last* `@` before the path, as FFmpeg reads it, so a password
+holding an `@` is masked whole. Webhook endpoints are shown as their origin only (`origin`): Slack and
+Discord keep their tokens in the path.
+
+`label` names one URL; `scrub` rewrites every URL inside a free text (an FFmpeg error, an OS message);
+`expand_env` fills `${NAME}` in from the environment, so secrets need not be on a command line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from facetrack.errors import FacetrackError
+
+_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)
+_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_SECRET_KEYS = ("user", "username", "usr", "login", "pass", "password", "passwd", "pwd", "token", "key", "apikey",
+                "auth", "secret", "signature", "sig")
+# `key=value` inside a path, the value ending where the next `name=` (after `_`, `&`, `;`), a `/` or the end starts.
+_PATH_SECRET = re.compile(r"(?i)(?<![a-z0-9])(?P<key>" + "|".join(_SECRET_KEYS) + r")=(?P<value>.*?)"
+                          r"(?=[_&;,][a-z]+=|[&;/]|$)")
+MASK = "***"
+
+
+def _parts(url: str) -> tuple[str, bool, str, str, str] | None:
+    """(scheme, had user information, host, port, path) of a URL; None for anything without `scheme://`."""
+    match = _SCHEME.match(url.strip())
+    if match is None:
+        return None
+    scheme, rest = match["scheme"].lower(), match["rest"]
+    # The user information ends at the last '@' before the query, as FFmpeg splits it (a password may hold an
+    # '@'); an '@' further on (a password holding a '/') moves it there too: a label errs on the side of hiding.
+    main = re.split(r"[?#]", rest, maxsplit=1)[0]
+    _, at, after = main.rpartition("@")
+    hostport, slash, path = after.partition("/")
+    path = slash + path
+    if hostport.startswith("["):  # [IPv6]:port
+        host, _, after = hostport.partition("]")
+        host += "]"
+        port = after[1:] if after.startswith(":") else ""
+    else:
+        host, _, port = hostport.partition(":")
+    if not port.isdigit():
+        port = ""  # not a port: whatever it is (a password without its '@'?), it is not shown
+    return scheme, bool(at), host, port, path
+
+
+def mask_path(path: str) -> str:
+    """`path` with the values of credential-like parameters (`password=…`, `token=…`) replaced by `***`."""
+    return _PATH_SECRET.sub(lambda m: f"{m['key']}={MASK}", path)
+
+
+def label(url: str) -> str:
+    """How a URL may be printed: scheme, `***@` for any user information, host, port and masked path; no query.
+
+    Anything that is not a URL (a file path, a device such as /dev/video0) is returned as it is.
+    """
+    parts = _parts(url)
+    if parts is None:
+        return url
+    scheme, userinfo, host, port, path = parts
+    return f"{scheme}://{MASK + '@' if userinfo else ''}{host}{':' + port if port else ''}{mask_path(path)}"
+
+
+def origin(url: str) -> str:
+    """`scheme://host[:port]` of a URL: all an endpoint whose path may hold a token is shown as."""
+    parts = _parts(url)
+    if parts is None:
+        return MASK
+    scheme, _, host, port, _ = parts
+    return f"{scheme}://{host}{':' + port if port else ''}"
+
+
+def parse_problem(error: ValueError) -> str:
+    """What `urllib.parse` found wrong with a URL, without quoting the URL's text (a "port" may be a password)."""
+    text = str(error)
+    return "its port is not a number from 0 to 65535" if "port" in text.lower() else scrub(text)
+
+
+def scrub(text: str) -> str:
+    """`text` with every URL in it replaced by its label (for error texts that quote the URL they failed on)."""
+    return _IN_TEXT.sub(lambda m: label(m[0]), text)
+
+
+_ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(text: str, where: str) -> str:
+    """`text` with every `${NAME}` replaced by the environment variable NAME (which must be set and not empty).
+
+    Camera, broker and webhook URLs carry passwords and tokens; on a command line every local user reads them
+    through `ps`, so they can be left in the environment instead. `where` names the setting in the error.
+    """
+
+    def value(match: re.Match[str]) -> str:
+        name = match["name"]
+        found = os.environ.get(name)
+        if not found:
+            state = "is empty" if found == "" else "is not set"
+            raise FacetrackError(f"{where}: environment variable {name} {state} (export {name}=...)")
+        return found
+
+    return _ENV_REFERENCE.sub(value, text)
