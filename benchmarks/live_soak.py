@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ def main() -> int:
     parser.add_argument("--clip", type=Path, default=media / "video/short_hamilton_clip.mp4")
     parser.add_argument("--office", type=Path, default=media / "real/empty_room_people_walk_in.mp4",
                         help="the footage played before the clip in --soak mode")
+    parser.add_argument("--keep", type=Path, help="copy the run's stats and events into this folder")
     parser.add_argument("--detector", type=Path, required=True)
     parser.add_argument("--recognizer", type=Path)
     parser.add_argument("--gallery", type=Path)
@@ -56,8 +58,7 @@ def main() -> int:
         clip = args.clip
         if args.soak:
             clip = office_then_clip(args.office, args.clip, tmp / "office_then_clip.mp4")
-        span = 150.0 if args.soak else 9.0
-        feed = looped_clip(clip, tmp / "feed.mp4", repeats=max(2, int(args.seconds / span) + 2))
+        feed = looped_clip(clip, tmp / "feed.mp4", repeats=max(2, int(args.seconds / seconds_of(clip)) + 2))
         config = tmp / "live.yaml"
         config.write_text("live:\n  stats_interval: 5\n")
         stats, events = tmp / "stats.jsonl", tmp / "events.jsonl"
@@ -84,6 +85,11 @@ def main() -> int:
         crashes = int(process.returncode != 0) + stderr.count("Traceback")
         if process.returncode != 0:
             print(stderr, file=sys.stderr)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for kept in (stats, events):
+                shutil.copyfile(kept, args.keep / kept.name)
+            (args.keep / "stderr.txt").write_text(stderr)
         reports = [json.loads(line) for line in stats.read_text().splitlines()]
         frames = sum(1 for line in events.read_text().splitlines() if '"type":"frame"' in line)
     final = reports[-1]
@@ -107,6 +113,13 @@ def main() -> int:
     }
     print(json.dumps(summary, indent=2))
     return process.returncode
+
+
+def seconds_of(video: Path) -> float:
+    import av
+
+    with av.open(str(video)) as container:
+        return container.duration / 1_000_000 if container.duration else 9.0
 
 
 def office_then_clip(office: Path, clip: Path, target: Path, size: tuple[int, int] = (640, 360),
