@@ -36,6 +36,10 @@ RequireGpuOpt = Annotated[bool, typer.Option(
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what runs where.")]
 GalleryOpt = Annotated[Path | None, typer.Option(
     "--gallery", "-g", help="Gallery: a folder of per-person photo folders, or a .db built from one.")]
+StoreOpt = Annotated[Path | None, typer.Option(
+    "--store", help="Identity memory (SQLite file): strangers keep their unknown-N across runs, sightings are "
+                    "recorded. Default: store.path in the config, else $FACETRACK_HOME/store.db.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
 
 def build_config(config: Path | None, detector: Path | None = None, recognizer: Path | None = None,
@@ -77,31 +81,58 @@ def annotate(
     require_gpu: RequireGpuOpt = False,
     timeline: Annotated[Path | None, typer.Option(
         "--timeline", help="Also draw who was on screen when (.png, .svg or .pdf).")] = None,
+    store: Annotated[Path | None, typer.Option(
+        "--store", help="Identity memory (SQLite file, created if missing): strangers keep their unknown-N across "
+                        "runs, and every track's sighting is recorded.")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Detect, track and identify every face in a video file; write an annotated video and/or JSON Lines events.
 
     Identity runs when a gallery or a recognizer is given: gallery names, or stable `unknown-N` for strangers.
+    With --store the strangers' IDs persist across runs and cameras, and the sightings are kept.
     """
-    import tempfile
-
-    from facetrack.models.runtime import describe_providers
-    from facetrack.pipeline import Pipeline, annotate_file
+    from facetrack.pipeline import Pipeline
     from facetrack.sinks.video import check_writable
     from facetrack.sources import FileSource
 
     _setup_logging(verbose)
-    if output is None and events is None and timeline is None:
-        raise FacetrackError("nothing to write: pass -o OUTPUT.mp4, --events EVENTS.jsonl and/or --timeline T.png")
+    if output is None and events is None and timeline is None and store is None:
+        raise FacetrackError("nothing to write: pass -o OUTPUT.mp4, --events EVENTS.jsonl, --timeline T.png "
+                             "and/or --store S.db")
     if timeline is not None:
         check_writable(timeline, flag="--timeline")
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu,
+                       extra={"store": {"path": store}} if store is not None else None)
+    if store is None and cfg.store.path is not None:
+        cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": None})})  # only with --store
     probe = FileSource(input)  # fail on a bad input before loading any model
     total, fps = probe.info.frame_count or None, float(probe.info.fps)
     probe.close()
     if output is not None:
         check_writable(output)
     pipeline = Pipeline(cfg, frame_rate=fps)  # models load (and TensorRT engines build) before the progress bar
+    try:
+        summary = _annotate_run(cfg, input, output, events, timeline, pipeline, total)
+    finally:
+        pipeline.close()
+    written = ", ".join(str(p) for p in (output, events, timeline, store) if p is not None)
+    embedded = f", {summary.embeddings} embeddings" if summary.embeddings else ""
+    console.print(f"[bold green]done[/]: {summary.frames} frames, {summary.faces} faces, {summary.tracks} tracks"
+                  f"{embedded} in {summary.seconds:.1f} s ({summary.fps:.1f} fps) → {written}")
+    if verbose:
+        _print_stage_table(summary.stage_seconds, summary.seconds)
+    if summary.decode_error:
+        raise FacetrackError(f"{input}: {summary.decode_error}; the outputs hold the frames before it",
+                             exit_code=3)
+
+
+def _annotate_run(cfg: FacetrackConfig, input: Path, output: Path | None, events: Path | None,
+                  timeline: Path | None, pipeline: Any, total: int | None) -> Any:
+    import tempfile
+
+    from facetrack.models.runtime import describe_providers
+    from facetrack.pipeline import annotate_file
+
     console.print(describe_providers(), highlight=False)
     columns = [TextColumn("[bold]annotate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]} fps"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
@@ -119,15 +150,11 @@ def annotate(
             summary = annotate_file(cfg, input, output, events_path, on_frame=on_frame, pipeline=pipeline)
             if timeline is not None:
                 _draw_annotate_timeline(events_path, timeline, input)
-    written = ", ".join(str(p) for p in (output, events, timeline) if p is not None)
-    embedded = f", {summary.embeddings} embeddings" if summary.embeddings else ""
-    console.print(f"[bold green]done[/]: {summary.frames} frames, {summary.faces} faces, {summary.tracks} tracks"
-                  f"{embedded} in {summary.seconds:.1f} s ({summary.fps:.1f} fps) → {written}")
-    if verbose:
-        _print_stage_table(summary.stage_seconds, summary.seconds)
-    if summary.decode_error:
-        raise FacetrackError(f"{input}: {summary.decode_error}; the outputs hold the frames before it",
-                             exit_code=3)
+    if pipeline.memory is not None:
+        memory = pipeline.memory
+        console.print(f"store {memory.store.location}: {memory.written} sightings written, {memory.matched} "
+                      f"strangers recognised, {memory.minted} new", highlight=False)
+    return summary
 
 
 def _draw_annotate_timeline(events_path: Path, timeline: Path, input: Path) -> None:
@@ -164,6 +191,9 @@ def watch(
         "--max-frames", help="Stop each camera after this many processed frames.")] = None,
     stats: Annotated[Path | None, typer.Option(
         "--stats", help="Also append every stats report to this JSON Lines file.")] = None,
+    store: StoreOpt = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Remember nothing: no sightings, strangers numbered "
+                                                              "afresh.")] = False,
     gallery: GalleryOpt = None,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
@@ -176,15 +206,25 @@ def watch(
     """Watch live cameras (or files): track and identify faces, write events, record, show, send alerts.
 
     Identity runs when a gallery or a recognizer is given; the models and the gallery are shared by all cameras.
+    With identity on, strangers keep their unknown-N across runs and cameras and sightings are recorded in the
+    store ($FACETRACK_HOME/store.db unless --store or --no-store says otherwise).
     """
     import json
 
     from facetrack.live import CameraSpec, LiveRunner, name_sources
+    from facetrack.pipeline import identity_wanted
     from facetrack.sinks.alerts import Publisher
     from facetrack.stats import StatsReport, render_report
 
     _setup_logging(verbose)
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
+    if store is not None and no_store:
+        raise FacetrackError("--store and --no-store contradict each other: pass one")
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu,
+                       extra={"store": {"path": store}} if store is not None else None)
+    if no_store:
+        cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": None})})
+    elif cfg.store.path is None and identity_wanted(cfg):
+        cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": _default_store(create=True)})})
     if duration is not None and duration <= 0:
         raise FacetrackError("--duration must be a positive number of seconds")
     if max_frames is not None and max_frames <= 0:
@@ -245,6 +285,15 @@ def watch(
                   + (f" → {written}" if written else ""), highlight=False)
     if summary.errors:
         raise FacetrackError("; ".join(summary.errors) + "; the outputs hold the frames before it", exit_code=3)
+
+
+def _default_store(create: bool = False) -> Path:
+    from facetrack.models.registry import facetrack_home
+
+    home = facetrack_home()
+    if create:
+        home.mkdir(parents=True, exist_ok=True)
+    return home / "store.db"
 
 
 def _print_stage_table(stage_seconds: dict[str, float], wall: float) -> None:
