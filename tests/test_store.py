@@ -10,12 +10,14 @@ import shutil
 import stat
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from facetrack.store.sqlite import SqliteStore
 from tests.conftest import run_cli
+from tests.servers import WebhookReceiver, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +74,20 @@ def test_name_seen_merge_and_a_watch_that_names_them(store: Path, asl: Path, mod
     seen = json.loads(run_cli("seen", "alice", "--store", store, "--json", "--export", tmp_path / "crops").stdout)
     assert seen["identity"] == "alice" and len(seen["sightings"]) == 2
     assert all(Path(s["crop"]).read_bytes()[:2] == b"\xff\xd8" for s in seen["sightings"])  # JPEG crops
-    # A later run (live runner, a camera named door) names the same person alice.
-    result = run_cli("watch", f"door={asl / 'help.mkv'}", "--store", store, "--events", tmp_path / "e.jsonl",
-                     *models, timeout=180)
-    assert result.returncode == 0, result.stderr
+    # A later run (live runner, a camera named door) names the same person alice; its alert says since when
+    # and how often they have been seen.
+    receiver = WebhookReceiver()
+    try:
+        result = run_cli("watch", f"door={asl / 'help.mkv'}", "--store", store, "--events", tmp_path / "e.jsonl",
+                         "--webhook", receiver.url, *models, timeout=180)
+        assert result.returncode == 0, result.stderr
+        assert wait_until(lambda: any(p["topic"] == "left" for p in receiver.posts), timeout=10)
+    finally:
+        receiver.close()
+    alert = next(p for p in receiver.posts if p["topic"] == "identity")
+    assert alert["identity"] == "alice" and alert["times_seen"] == 3
+    first = datetime.fromisoformat(seen["sightings"][0]["started"])
+    assert abs((datetime.fromisoformat(alert["first_seen"]) - first).total_seconds()) < 1.0
     decisions = [e for e in map(json.loads, (tmp_path / "e.jsonl").read_text().splitlines())
                  if e["type"] == "identity"]
     assert decisions[-1]["identity"] == "alice" and decisions[-1]["state"] == "known"
