@@ -146,3 +146,57 @@ def test_bad_names_and_stores_are_one_line_errors(store: Path, tmp_path: Path, a
         assert result.returncode == 2, (args, result.stdout)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:"), (args, result.stderr)
+
+
+WRITER = """
+import sys, time
+import numpy as np
+from facetrack.store import Sighting
+from facetrack.store.sqlite import SqliteStore
+store = SqliteStore(sys.argv[1])
+rng = np.random.default_rng(int(sys.argv[2]))
+for i in range(40):
+    label = store.mint_stranger()
+    vector = rng.standard_normal(128).astype(np.float32)
+    now = time.time()
+    store.record(Sighting(label, f"cam{sys.argv[2]}", "run", i, now, now, 0.0, 1.0, 3, vector / np.linalg.norm(vector),
+                          b"jpeg"), template=True)
+store.close()
+"""
+
+
+def test_two_writers_at_once_lose_nothing_and_share_no_number(tmp_path: Path) -> None:
+    path = tmp_path / "S.db"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(seed)], stderr=subprocess.PIPE,
+                                text=True) for seed in (1, 2)]
+    try:
+        for writer in writers:
+            _, err = writer.communicate(timeout=60)
+            assert writer.returncode == 0, err
+    finally:
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
+                writer.wait()
+    everyone = people(path)
+    assert sorted(everyone) == sorted(f"unknown-{n}" for n in range(1, 81))  # 80 numbers, each given once
+    assert all(p["sightings"] == 1 and p["templates"] == 1 for p in everyone.values())
+    assert {c for p in everyone.values() for c in p["cameras"]} == {"cam1", "cam2"}
+
+
+def test_a_store_from_a_newer_facetrack_or_a_gallery_file_is_refused(store: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    newer = tmp_path / "newer.db"
+    shutil.copy(store, newer)
+    with sqlite3.connect(newer) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    conn.close()
+    result = run_cli("people", "--store", newer)
+    assert result.returncode == 2 and "newer facetrack" in result.stderr
+    gallery = tmp_path / "people.db"
+    with sqlite3.connect(gallery) as conn:
+        conn.execute("CREATE TABLE templates (id INTEGER PRIMARY KEY, embedding BLOB)")
+    conn.close()
+    result = run_cli("people", "--store", gallery)
+    assert result.returncode == 2 and "pass it to --gallery" in result.stderr
