@@ -200,3 +200,32 @@ def test_a_store_from_a_newer_facetrack_or_a_gallery_file_is_refused(store: Path
     conn.close()
     result = run_cli("people", "--store", gallery)
     assert result.returncode == 2 and "pass it to --gallery" in result.stderr
+
+
+def test_a_run_holding_an_old_label_files_under_the_new_one_and_the_forgotten_stay_forgotten(tmp_path: Path) -> None:
+    """What a `watch` still running writes after `unknowns name`, `merge` or `forget` in another process."""
+    import time
+
+    import numpy as np
+
+    from facetrack.store import Sighting
+
+    running = SqliteStore(tmp_path / "S.db")  # the long run, which minted its strangers earlier
+    first, second, third = (running.mint_stranger() for _ in range(3))
+    editor = SqliteStore(tmp_path / "S.db")  # the user, meanwhile
+    editor.name(first, "alice")
+    editor.merge("alice", second)
+    editor.forget(third)
+    now = time.time()
+    vector = np.ones(128, np.float32) / np.sqrt(128)
+
+    def sighting(label: str) -> Sighting:
+        return Sighting(label, "door", "run", 1, now, now + 2, 0.0, 2.0, 3, vector, b"jpeg")
+
+    assert running.record(sighting(first), template=True) == "alice"
+    assert running.record(sighting(second), template=True) == "alice"
+    assert running.record(sighting(third), template=True) is None  # nothing of them is written back
+    assert len(editor.sightings("alice")) == 2 and third not in {p.label for p in editor.people()}
+    assert running.mint_stranger() == "unknown-4"  # a forgotten number is never given again
+    running.close()
+    editor.close()
