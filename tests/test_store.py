@@ -229,3 +229,23 @@ def test_a_run_holding_an_old_label_files_under_the_new_one_and_the_forgotten_st
     assert running.mint_stranger() == "unknown-4"  # a forgotten number is never given again
     running.close()
     editor.close()
+
+
+def test_store_people_join_the_photo_gallery_held_to_their_own_bar() -> None:
+    """A person named from video (the store) must clear the bank threshold; photo-enrolled people the gallery's."""
+    import numpy as np
+
+    from facetrack.gallery import Gallery
+
+    axes = np.eye(4, dtype=np.float32)
+    photos = Gallery(["obama", "alice"], np.array([0, 1]), axes[:2], "fp", "m")
+    store_people = Gallery(["alice", "bob"], np.array([0, 1]), axes[1:3], "fp", "m",
+                           floors=np.array([0.65, 0.65], np.float32))
+    joined = photos.joined(store_people)
+    assert joined.names == ["alice", "bob", "obama"]
+    halfway_to_bob = (axes[2] + axes[3]) / np.linalg.norm(axes[2] + axes[3])  # similarity 0.71 to bob
+    assert joined.match(halfway_to_bob).name == "bob"
+    weak_bob = np.array([0.0, 0.0, 0.5, 0.866], np.float32)  # 0.5 to bob: a gallery match, not a bank one
+    assert joined.match(weak_bob).name is None
+    weak_alice = np.array([0.0, 0.5, 0.0, 0.866], np.float32)  # alice is also photo-enrolled: her bar is the gallery's
+    assert joined.match(weak_alice).name == "alice"
