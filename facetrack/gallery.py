@@ -60,16 +60,40 @@ class Match:
 
 
 class Gallery:
-    """Enrolled people, held in memory for matching (per person: one row per template)."""
+    """Enrolled people, held in memory for matching (per person: one row per template).
+
+    `floors` optionally holds, per person, a similarity below which a best match on them counts as no match:
+    people named from video (the store's) are held to the stricter bank threshold, photo-enrolled ones are not.
+    """
 
     def __init__(self, names: list[str], person_of_template: np.ndarray, templates: np.ndarray,
-                 fingerprint: str, model_name: str, path: Path | None = None) -> None:
+                 fingerprint: str, model_name: str, path: Path | None = None,
+                 floors: np.ndarray | None = None) -> None:
         self.names = names
         self._owner = person_of_template  # template row → index into names
         self._templates = templates  # T×D unit vectors
         self.fingerprint = fingerprint
         self.model_name = model_name
         self.path = path
+        self.floors = floors
+
+    def joined(self, other: Gallery) -> Gallery:
+        """Both galleries' people in one (a name in both keeps every template, and the lower floor)."""
+        names = sorted(set(self.names) | set(other.names))
+        index = {name: i for i, name in enumerate(names)}
+        floors = np.full(len(names), -1.0, dtype=np.float32)
+        mine = self.floors if self.floors is not None else np.full(len(self.names), -1.0)
+        theirs = other.floors if other.floors is not None else np.full(len(other.names), -1.0)
+        seen: set[str] = set()
+        for gallery, own in ((self, mine), (other, theirs)):
+            for name, floor in zip(gallery.names, own, strict=True):
+                floors[index[name]] = floor if name not in seen else min(floors[index[name]], floor)
+                seen.add(name)
+        owners = np.concatenate([[index[self.names[i]] for i in self._owner],
+                                 [index[other.names[i]] for i in other._owner]]).astype(int)
+        templates = np.concatenate([self._templates, other._templates]).astype(np.float32)
+        return Gallery(names, owners, templates, self.fingerprint, self.model_name, self.path,
+                       floors if (floors > -1.0).any() else None)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -92,6 +116,8 @@ class Gallery:
         order = np.argsort(-sims)
         first = int(order[0])
         second = int(order[1]) if len(order) > 1 else None
+        if self.floors is not None and sims[first] < self.floors[first]:
+            return Match(None, float(sims[first]), None, -1.0)  # closest to someone held to a higher bar
         return Match(self.names[first], float(sims[first]),
                      self.names[second] if second is not None else None,
                      float(sims[second]) if second is not None else -1.0)

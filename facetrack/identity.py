@@ -15,6 +15,7 @@ alike), so a person who leaves and returns, or is lost behind an occlusion or a 
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -74,8 +75,12 @@ class _Ended:
 class IdentityManager:
     """Identities of the tracks of one camera; the gallery may be shared between cameras."""
 
-    def __init__(self, config: IdentityConfig, thresholds: RecognizerThresholds, gallery: Gallery | None) -> None:
+    def __init__(self, config: IdentityConfig, thresholds: RecognizerThresholds, gallery: Gallery | None,
+                 name_stranger: Callable[[TrackIdentity], str] | None = None) -> None:
         self.config = config
+        # Who gives a track decided unknown its ID: the identity memory (`--store`: IDs that persist across runs
+        # and cameras), else a counter of this camera's run.
+        self.name_stranger = name_stranger
         self.thresholds = thresholds
         self.gallery = gallery
         self.tracks: dict[int, TrackIdentity] = {}
@@ -181,7 +186,7 @@ class IdentityManager:
         if candidate == STRANGER:
             if track.state == "unknown":
                 return []
-            track.anonymous = track.anonymous or self._anonymous_label()
+            track.anonymous = track.anonymous or self._anonymous_label(track)
             return self._set(track, "unknown", track.anonymous, None)
         holder = self._visible_holder(candidate, exclude=track.track_id)
         similarity = self._similarity_to(track.mean, candidate)
@@ -194,7 +199,9 @@ class IdentityManager:
             holder.candidates.clear()
         return events + self._set(track, "known", candidate, similarity)
 
-    def _anonymous_label(self) -> str:
+    def _anonymous_label(self, track: TrackIdentity) -> str:
+        if self.name_stranger is not None:
+            return self.name_stranger(track)
         label = f"unknown-{self._next_anonymous}"
         self._next_anonymous += 1
         return label

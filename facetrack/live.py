@@ -34,7 +34,7 @@ from facetrack.config import FacetrackConfig
 from facetrack.detect import FaceDetector
 from facetrack.errors import FacetrackError
 from facetrack.models.registry import resolve_model
-from facetrack.pipeline import FrameResult, Pipeline, identity_wanted, load_identity_models
+from facetrack.pipeline import FrameResult, Pipeline, identity_wanted, join_people, load_identity_models
 from facetrack.sinks.alerts import AlertRouter, Publisher
 from facetrack.sinks.drawing import FrameAnnotator
 from facetrack.sinks.events import Event, EventWriter
@@ -49,6 +49,7 @@ from facetrack.stats import (
     rss_mb,
     stage_summary,
 )
+from facetrack.store.memory import IdentityMemory, open_memory
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,7 @@ class LiveRunner:
         self._events_writer: EventWriter | None = None
         self.publishers = list(publishers or [])
         self.cameras: list[Camera] = []
+        self.memory: IdentityMemory | None = None
         sources: list[Source] = []
         try:
             sources = self._open_sources(cameras)
@@ -201,10 +203,15 @@ class LiveRunner:
                                                      config.runtime)
             self.embedder, self.gallery = (load_identity_models(config, self.detector) if identity_wanted(config)
                                            else (None, None))
+            if self.embedder is not None and config.store.path is not None:
+                # One identity memory for every camera: a stranger keeps one ID wherever they are seen.
+                self.memory = open_memory(config, self.embedder)
+                self.gallery = join_people(self.gallery, self.memory)
             self._events_writer = EventWriter(events) if events is not None else None
             for spec, source in zip(cameras, sources, strict=True):
                 pipeline = Pipeline(config, detector=self.detector, frame_rate=float(source.info.fps),
-                                    embedder=self.embedder, gallery=self.gallery)
+                                    embedder=self.embedder, gallery=self.gallery, memory=self.memory,
+                                    camera=spec.name)
                 self.cameras.append(Camera(spec.name, source, pipeline))
         except BaseException:
             for source in sources:
@@ -212,7 +219,8 @@ class LiveRunner:
             self._close_outputs_early()
             raise
         self.identity_stage = self.embedder is not None
-        self.router = AlertRouter(self.publishers, identity_stage=self.identity_stage)
+        self.router = AlertRouter(self.publishers, identity_stage=self.identity_stage,
+                                  history=self.memory.history if self.memory is not None else None)
         size = config.live.queue_size
         self._q_identify: queue.Queue[Any] = queue.Queue(maxsize=size)
         self._q_events: queue.Queue[Any] = queue.Queue(maxsize=size)
@@ -265,6 +273,8 @@ class LiveRunner:
         return opened
 
     def _close_outputs_early(self) -> None:
+        if self.memory is not None:
+            self.memory.close()
         if self._events_writer is not None:
             self._events_writer.close()
         for publisher in self.publishers:
@@ -581,6 +591,8 @@ class LiveRunner:
             self._windows.show(camera.name, image, lines)
 
     def _finish_outputs(self) -> None:
+        if self.memory is not None:
+            self.memory.close()
         if self._events_writer is not None:
             self._events_writer.close()
         self.router.close(timeout=2.0)

@@ -20,7 +20,7 @@ from facetrack.config import FacetrackConfig
 from facetrack.detect import FaceDetector
 from facetrack.embed import CROP_SIZE, FaceEmbedder, FaceQuality, face_quality
 from facetrack.gallery import Enroller, Gallery, open_gallery
-from facetrack.identity import IdentityManager
+from facetrack.identity import IdentityManager, TrackIdentity
 from facetrack.models.registry import cache_root, resolve_model
 from facetrack.scene import CutDetector
 from facetrack.schedule import EmbeddingScheduler
@@ -28,6 +28,7 @@ from facetrack.sinks.drawing import FrameAnnotator
 from facetrack.sinks.events import Event, EventWriter, frame_event, track_event
 from facetrack.sinks.video import VideoWriter, check_video_output
 from facetrack.sources import FileSource, Frame, ThreadedReader
+from facetrack.store.memory import IdentityMemory, SightingLog, open_memory
 from facetrack.track import FaceTracker
 from facetrack.types import LANDMARKS, set_identity_columns
 
@@ -78,11 +79,13 @@ class Pipeline:
 
     `process` runs every stage; the live runner calls the stages separately (`detect_track`, `plan`, the
     shared embedder, `apply`) so that stages run in their own threads and crops of several cameras share one
-    embedding call.
+    embedding call. With an identity memory (`memory`, or `store.path` in the config) strangers get persistent
+    IDs and every ended track's sighting is written (`camera` names them); `close()` releases what it opened.
     """
 
     def __init__(self, config: FacetrackConfig, detector: FaceDetector | None = None, frame_rate: float = 30.0,
-                 embedder: FaceEmbedder | None = None, gallery: Gallery | None = None) -> None:
+                 embedder: FaceEmbedder | None = None, gallery: Gallery | None = None,
+                 memory: IdentityMemory | None = None, camera: str = "cam0") -> None:
         self.config = config
         self.detector = detector or FaceDetector(resolve_model("detector", config.models), config.detector,
                                                  config.runtime)
@@ -99,9 +102,19 @@ class Pipeline:
             self.embedder, self.gallery = load_identity_models(config, self.detector)
         self.identity: IdentityManager | None = None
         self.scheduler: EmbeddingScheduler | None = None
+        # The identity memory (`store.path`): persistent strangers and sightings. A runner of several cameras
+        # passes one shared memory and the gallery already joined with the store's named people.
+        self.memory = memory
+        self._owns_memory = False
+        if self.memory is None and self.embedder is not None and config.store.path is not None:
+            self.memory = open_memory(config, self.embedder)
+            self._owns_memory = True
+            self.gallery = join_people(self.gallery, self.memory)
+        self.sightings = SightingLog(camera, config.store.crop_quality) if self.memory is not None else None
         if self.embedder is not None:
             thresholds = config.identity.thresholds_for(self.embedder.name)
-            self.identity = IdentityManager(config.identity, thresholds, self.gallery)
+            namer = self._stranger_id if self.memory is not None else None
+            self.identity = IdentityManager(config.identity, thresholds, self.gallery, name_stranger=namer)
             self.scheduler = EmbeddingScheduler(config.embedding)
 
     def process(self, frame: Frame) -> FrameResult:
@@ -164,32 +177,74 @@ class Pipeline:
             detections, frame = result.detections, result.frame
             track_ids = [int(t) for t in detections.tracker_id]
             self.identity.begin_frame(frame.index, frame.pts, track_ids)
+            if self.sightings is not None:
+                self.sightings.seen(track_ids, frame.pts, frame.arrival)
             if plan is not None and vectors is not None:
-                for position, vector, quality in zip(plan.positions, vectors, plan.qualities, strict=True):
+                for row, (position, vector, quality) in enumerate(zip(plan.positions, vectors, plan.qualities,
+                                                                      strict=True)):
                     track_id = track_ids[position]
                     self.scheduler.embedded(track_id, quality, frame.pts)
                     result.identity_events += self.identity.observe(track_id, vector, quality.score)
+                    if self.sightings is not None:
+                        self.sightings.looked(track_id, plan.crops[row], quality.score)
                 self.embeddings += len(plan.positions)
             identities, known, sims, states = self.identity.labels(track_ids)
             set_identity_columns(detections, identities, known, sims, states)
             self.close_tracks(result.ended, frame.pts)
 
     def finish(self, last_index: int, last_pts: float) -> list[Event]:
-        """Events that close the stream: every live track ends."""
+        """Events that close the stream: every live track ends (pass them to `close_tracks` next)."""
         return [track_event("track_end", t, last_index, last_pts) for t in self.tracker.finish()]
 
     def close_tracks(self, track_ids: list[int], pts: float) -> None:
-        """The identity stage remembers ended tracks for re-linking: those a frame ended (`apply`) and those
-        ended outside a frame (`finish`: end of stream, a camera that dropped; the live runner calls it then)."""
+        """The identity stage remembers ended tracks for re-linking, and the identity memory writes their
+        sightings: those a frame ended (`apply`) and those ended outside a frame (`finish`: end of stream, a
+        camera that dropped; the live runner calls it then)."""
         if self.identity is None or self.scheduler is None:
             return
         for track_id in track_ids:
+            if self.sightings is not None:
+                self._write_sighting(track_id)
             self.identity.end(track_id, pts)
             self.scheduler.forget(track_id)
 
+    def _write_sighting(self, track_id: int) -> None:
+        """An ended track's sighting goes to the identity memory, under the last identity it was given (a track
+        torn between two at its end keeps that one, but its mixed evidence joins no stranger's templates)."""
+        assert self.sightings is not None and self.memory is not None and self.identity is not None
+        track = self.identity.tracks.get(track_id)
+        if track is None or track.label is None or track.evidence is None:
+            self.sightings.close(track_id, None, None, 0, self.memory.run_id)
+            return
+        sighting = self.sightings.close(track_id, track.label, track.mean, track.observations, self.memory.run_id)
+        if sighting is not None:
+            self.memory.record(sighting, template=track.state == "unknown")
+        if track.anonymous is not None and track.anonymous != track.label:
+            self.memory.discard(track.anonymous)  # minted, then the track turned out to be someone known
+
+    def _stranger_id(self, track: TrackIdentity) -> str:
+        """A track decided unknown gets its persistent ID from the identity memory."""
+        assert self.memory is not None
+        return self.memory.stranger_label(track.mean, track.observations)
+
+    def close(self) -> None:
+        """Release what this pipeline opened itself (its identity memory)."""
+        if self._owns_memory and self.memory is not None:
+            self.memory.close()
+            self.memory = None
+
 
 def identity_wanted(config: FacetrackConfig) -> bool:
-    return config.identity.enabled or config.identity.gallery is not None or config.models.recognizer is not None
+    return (config.identity.enabled or config.identity.gallery is not None or config.models.recognizer is not None
+            or config.store.path is not None)
+
+
+def join_people(gallery: Gallery | None, memory: IdentityMemory) -> Gallery | None:
+    """The gallery with the store's named people added (they are named with the stricter bank threshold)."""
+    people = memory.people()
+    if people is None:
+        return gallery
+    return people if gallery is None else gallery.joined(people)
 
 
 def load_identity_models(config: FacetrackConfig, detector: FaceDetector) -> tuple[FaceEmbedder, Gallery | None]:
@@ -233,6 +288,7 @@ def annotate_file(
     video: VideoWriter | None = None
     events: EventWriter | None = None
     started = time.perf_counter()
+    owned = pipeline is None
     try:
         pipeline = pipeline or Pipeline(config, frame_rate=float(source.info.fps))
         annotator = FrameAnnotator(config.annotation)
@@ -254,8 +310,10 @@ def annotate_file(
             last = (frame.index, frame.pts)
             if on_frame is not None:
                 on_frame(frame.index)
+        ended = pipeline.finish(*last)
+        pipeline.close_tracks([int(e["track_id"]) for e in ended], last[1])  # the last sightings are written
         if events is not None:
-            events.write(pipeline.finish(*last))
+            events.write(ended)
     finally:
         # Outputs are finished even when a stage fails, so what was written stays playable.
         if reader is not None:
@@ -266,6 +324,8 @@ def annotate_file(
             video.close()
         if events is not None:
             events.close()
+        if owned and pipeline is not None:
+            pipeline.close()
     stages = {"decode": source.decode_seconds, **pipeline.times.seconds}
     return RunSummary(pipeline.frames, pipeline.faces, len(pipeline.tracks_seen), time.perf_counter() - started,
                       stages, source.error, pipeline.embeddings)

@@ -1,0 +1,135 @@
+"""Who was seen when: people, persistent strangers and sightings, kept across runs and cameras.
+
+`Store` is the interface the rest of facetrack uses; `SqliteStore` (one embedded file) implements it, and a
+PostgreSQL backend can take its place past one machine. `IdentityMemory` (memory.py) is what a run uses: it
+matches strangers against the bank, mints new `unknown-N`, and writes a sighting when a track ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+STRANGER_PREFIX = "unknown-"
+
+
+def is_stranger(label: str) -> bool:
+    return label.startswith(STRANGER_PREFIX) and label[len(STRANGER_PREFIX):].isdigit()
+
+
+@dataclass
+class Sighting:
+    """One track of one person on one camera."""
+
+    identity: str  # final identity: a name or unknown-N
+    camera: str
+    run_id: str
+    track_id: int
+    started: float  # wall clock, Unix seconds
+    ended: float
+    pts_start: float  # the stream's clock, seconds
+    pts_end: float
+    looks: int  # embeddings the identity rests on
+    embedding: np.ndarray | None = None  # quality-weighted mean, unit length
+    crop: bytes | None = None  # the best aligned face, JPEG
+    quality: float = 0.0  # mean quality of the looks
+    id: int | None = None
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.pts_end - self.pts_start)
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    label: str
+    named: bool
+    sightings: int
+    templates: int
+    first_seen: float | None
+    last_seen: float | None
+    cameras: list[str]
+
+
+@dataclass(frozen=True)
+class Recognizer:
+    """The model a store's embeddings come from: only embeddings of the same model are ever compared."""
+
+    fingerprint: str
+    name: str
+    path: str
+    dim: int
+
+
+class Store(Protocol):
+    """Persistent identities and sightings. Every method is one transaction; any number of processes may share
+    a store."""
+
+    location: str
+
+    def bind_recognizer(self, recognizer: Recognizer) -> None:
+        """Record the recognizer on first use; refuse (FacetrackError) a store made with another one."""
+        ...
+
+    def recognizer(self) -> Recognizer | None: ...
+
+    def changed(self) -> bool:
+        """Whether another connection wrote to the store since the last call."""
+        ...
+
+    def templates(self) -> list[tuple[str, bool, np.ndarray]]:
+        """(label, named, embedding) of every template."""
+        ...
+
+    def mint_stranger(self) -> str:
+        """A new `unknown-N`, from a counter that never gives a number twice."""
+        ...
+
+    def discard_stranger(self, label: str) -> None:
+        """Delete a stranger who has neither sightings nor templates (an ID minted for a track that then turned
+        out to be someone else); the number is not given again."""
+        ...
+
+    def record(self, sighting: Sighting, template: bool) -> str | None:
+        """Write a sighting; with `template`, its mean may become one of the person's templates. Returns the label
+        it was filed under (another one when the stranger was named or merged meanwhile), None when the person was
+        forgotten meanwhile (nothing is written)."""
+        ...
+
+    def people(self) -> list[PersonSummary]: ...
+
+    def person(self, label: str) -> PersonSummary | None:
+        """One person by label or former label (a stranger since named or merged)."""
+        ...
+
+    def sightings(self, label: str, since: float | None = None, camera: str | None = None) -> list[Sighting]: ...
+
+    def name(self, stranger: str, name: str) -> str:
+        """A stranger becomes a named person (their templates and sightings go with them). Returns the name."""
+        ...
+
+    def merge(self, keep: str, other: str) -> int:
+        """`other` goes into `keep`; returns the number of sightings moved."""
+        ...
+
+    def forget(self, label: str) -> int:
+        """Erase a person and everything of theirs, leaving no bytes of it in the store; returns the sightings
+        erased."""
+        ...
+
+    def purge(self, older_than: float) -> tuple[int, int]:
+        """Delete sightings that ended before `older_than` (Unix seconds) and strangers left with none; returns
+        (sightings, strangers) deleted."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_store(path: Path, create: bool = True) -> Store:
+    """The store at `path` (an SQLite file; created private when missing and `create`)."""
+    from facetrack.store.sqlite import SqliteStore
+
+    return SqliteStore(path, create=create)
