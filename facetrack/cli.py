@@ -296,6 +296,30 @@ def _default_store(create: bool = False) -> Path:
     return home / "store.db"
 
 
+@app.command()
+def serve(
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs --token.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free one).")] = 8080,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="FACETRACK_SERVE_TOKEN",
+        help="Secret every request must carry (open the printed ?token= address once; API clients send "
+             "`Authorization: Bearer TOKEN`). Required to listen beyond loopback.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """A local web page on the identity store: who was here, when, on which camera; name, merge or forget the
+    strangers. Needs the `web` extra (pip install 'facetrack[web]')."""
+    from facetrack.web import require_extra
+
+    require_extra()
+    from facetrack.web.server import serve as run_server
+
+    cfg = load_config(config)
+    run_server(store or cfg.store.path or _default_store(), host=host, port=port, token=token, config=cfg.store,
+               announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
+
+
 def _print_stage_table(stage_seconds: dict[str, float], wall: float) -> None:
     table = Table(title="time per stage")
     for column in ("stage", "seconds", "share of wall time"):
