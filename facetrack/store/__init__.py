@@ -96,6 +96,10 @@ class Store(Protocol):
 
     def people(self) -> list[PersonSummary]: ...
 
+    def person(self, label: str) -> PersonSummary | None:
+        """One person by label or former label (a stranger since named or merged)."""
+        ...
+
     def sightings(self, label: str, since: float | None = None, camera: str | None = None) -> list[Sighting]: ...
 
     def name(self, stranger: str, name: str) -> str:

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -96,6 +97,13 @@ class IdentityMemory:
             self._provisional.pop(sighting.identity, None)
             self.written += 1
         return filed
+
+    def history(self, label: str) -> dict[str, object]:
+        """For alerts: when this person was first seen and how often, counting the sighting now under way."""
+        person = self.store.person(label)
+        first = person.first_seen if person is not None and person.first_seen is not None else time.time()
+        return {"first_seen": datetime.fromtimestamp(first, timezone.utc).isoformat(timespec="seconds"),
+                "times_seen": (person.sightings if person is not None else 0) + 1}
 
     def close(self) -> None:
         self.store.close()

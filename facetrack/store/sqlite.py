@@ -194,10 +194,22 @@ class SqliteStore:
     # --- questions --------------------------------------------------------------------------------------------
 
     def people(self) -> list[PersonSummary]:
+        return self._summaries("")
+
+    def person(self, label: str) -> PersonSummary | None:
+        with self._lock:
+            found = self._resolve(self._conn, label)
+        if found is None:
+            return None
+        summaries = self._summaries("WHERE p.id = ?", (found[0],))
+        return summaries[0] if summaries else None
+
+    def _summaries(self, where: str, args: tuple[object, ...] = ()) -> list[PersonSummary]:
         rows = self._query(
             "SELECT p.label, p.named, COUNT(s.id), MIN(s.started), MAX(s.ended), GROUP_CONCAT(DISTINCT s.camera), "
             "(SELECT COUNT(*) FROM templates t WHERE t.person_id = p.id) "
-            "FROM people p LEFT JOIN sightings s ON s.person_id = p.id GROUP BY p.id ORDER BY p.named DESC, p.id")
+            f"FROM people p LEFT JOIN sightings s ON s.person_id = p.id {where} GROUP BY p.id "
+            "ORDER BY p.named DESC, p.id", args)
         return [PersonSummary(label, bool(named), count, templates, first, last,
                               sorted(cameras.split(",")) if cameras else [])
                 for label, named, count, first, last, cameras, templates in rows]
