@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -321,7 +322,7 @@ def serve(
 
     cfg = load_config(config)
     run_server(store or cfg.store.path or _default_store(), host=host, port=port, token=token, config=cfg.store,
-               announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
+               announce=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
 
 
 def _print_stage_table(stage_seconds: dict[str, float], wall: float) -> None:
@@ -838,7 +839,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except FacetrackError as exc:
-        console.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted")

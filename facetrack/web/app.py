@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -185,7 +185,7 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
         if found is None:
             raise LookupError(label)
         if found[0] != label:  # an old label: the person it went into
-            return RedirectResponse(f"/people/{found[0]}", status_code=303)
+            return RedirectResponse(f"/people/{quote(found[0])}", status_code=303)
         person = summary(label)
         others = [p for p in store.people() if p.label != label]
         return page(request, "person.html", person=person, sightings=queries.sightings(label),
