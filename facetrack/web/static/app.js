@@ -18,16 +18,23 @@ async function api(method, url, body) {
 const $ = (id) => document.getElementById(id);
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
-function flash(text) {
+function flash(text, link) {
   const box = $("flash");
   box.textContent = text;
+  if (link) {
+    const a = document.createElement("a");
+    a.href = link.href;
+    a.textContent = link.text;
+    box.append(" ", a);
+  }
   box.hidden = false;
 }
 
 const pending = sessionStorage.getItem("facetrack-flash");
 if (pending) {
   sessionStorage.removeItem("facetrack-flash");
-  flash(pending);
+  const {text, link} = JSON.parse(pending);
+  flash(text, link);
 }
 
 const dialog = $("act");
@@ -132,25 +139,27 @@ async function commit() {
   const who = encodeURIComponent(identity);
   $("act-ok").disabled = true;
   try {
-    let message;
+    let text;
     let next = null;
-    if (action === "name") {
-      const done = await api("POST", `/api/strangers/${who}/name`, {name: target});
-      message = `${identity} is now ${done.identity} (${plural(done.sightings, "sighting")}).`;
-      next = `/people/${encodeURIComponent(done.identity)}`;
-    } else if (action === "merge") {
-      const done = await api("POST", `/api/strangers/${who}/merge`, {into: target});
-      message = `${identity} merged into ${done.identity} (${plural(done.sightings_moved, "sighting")} moved).`;
+    if (action === "name" || action === "merge") {
+      const done = action === "name"
+        ? await api("POST", `/api/strangers/${who}/name`, {name: target})
+        : await api("POST", `/api/strangers/${who}/merge`, {into: target});
+      text = action === "name"
+        ? `${identity} is now ${done.identity} (${plural(done.sightings, "sighting")}).`
+        : `${identity} merged into ${done.identity} (${plural(done.sightings_moved, "sighting")} moved).`;
       next = `/people/${encodeURIComponent(done.identity)}`;
     } else {
       const done = await api("POST", `/api/people/${who}/forget`, undefined);
-      message = `Forgot ${identity}: ${plural(done.sightings, "sighting")} erased.`;
-      next = location.pathname.startsWith("/people/") ? "/" : null;
+      text = `Forgot ${identity}: ${plural(done.sightings, "sighting")} erased.`;
+      next = "/";
     }
-    sessionStorage.setItem("facetrack-flash", message);
+    const link = action === "forget" ? null : {href: next, text: `${target}'s page`};
+    sessionStorage.setItem("facetrack-flash", JSON.stringify({text, link}));
     dialog.close();
-    if (location.pathname === "/review" || next === null) location.reload();
-    else location.assign(next);
+    // Reviewing goes on where it is; from a person's page, to where that person now is.
+    if (location.pathname.startsWith("/people/")) location.assign(next);
+    else location.reload();
   } catch (error) {
     fail(error.message);
   } finally {
