@@ -266,8 +266,9 @@ def watch(
             publisher.close(timeout=0.5)
         raise
     labels = ", ".join(f"{c.name} ({r.source})" for c, r in zip(cameras, runner.report().cameras, strict=True))
+    memory = f"; identity memory {runner.memory.store.location}" if runner.memory is not None else ""
     console.print(f"[bold]watching[/] {labels}" + (f" for {duration:g} s" if duration else "")
-                  + " — Ctrl-C stops", highlight=False)
+                  + memory + " — Ctrl-C stops", highlight=False)
     stats_file = open(stats, "a", encoding="utf-8") if stats is not None else None  # noqa: SIM115
 
     def on_stats(report: StatsReport) -> None:

@@ -158,6 +158,12 @@ class SqliteStore:
             conn.execute("INSERT INTO people (label, named, created) VALUES (?, 0, ?)", (label, time.time()))
         return label
 
+    def discard_stranger(self, label: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM people WHERE label = ? AND named = 0 AND NOT EXISTS (SELECT 1 FROM sightings s "
+                         "WHERE s.person_id = people.id) AND NOT EXISTS (SELECT 1 FROM templates t WHERE "
+                         "t.person_id = people.id)", (label,))
+
     def record(self, sighting: Sighting, template: bool) -> str | None:
         with self._write() as conn:
             found = self._resolve(conn, sighting.identity)
