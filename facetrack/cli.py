@@ -312,17 +312,24 @@ def serve(
         "--token", envvar="FACETRACK_SERVE_TOKEN",
         help="Secret every request must carry (open the printed ?token= address once; API clients send "
              "`Authorization: Bearer TOKEN`). Required to listen beyond loopback.")] = None,
-    config: ConfigOpt = None,
+    gallery: Annotated[Path | None, typer.Option(
+        "--gallery", "-g", help="Gallery file (.db, created if missing) that photos uploaded to the page's Enrol "
+                                "form join, as with `gallery add`; needs the models.")] = None,
+    config: ConfigOpt = None, detector: DetectorOpt = None, recognizer: RecognizerOpt = None,
+    pack: PackOpt = None, providers: ProvidersOpt = None,
 ) -> None:
     """A local web page on the identity store: who was here, when, on which camera; name, merge or forget the
-    strangers. Needs the `web` extra (pip install 'facetrack[web]')."""
+    strangers; enrol people from photos (--gallery). Needs the `web` extra (pip install 'facetrack[web]')."""
     from facetrack.web import require_extra
 
     require_extra()
+    from facetrack.web.enrol import Enrolment
     from facetrack.web.server import serve as run_server
 
-    cfg = load_config(config)
+    cfg = build_config(config, detector, recognizer, pack, providers)
+    enrolment = None if gallery is None else Enrolment(gallery, cfg)
     run_server(store or cfg.store.path or _default_store(), host=host, port=port, token=token, config=cfg.store,
+               enrolment=enrolment,
                announce=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
 
 

@@ -172,3 +172,40 @@ def test_serve_refuses_an_open_bind_without_a_token_and_a_missing_extra(store: P
     no_extra = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True, timeout=60)
     assert no_extra.returncode == 2 and "pip install 'facetrack[web]'" in no_extra.stderr
     assert no_extra.stderr.strip().count("\n") == 0
+
+
+def test_photos_uploaded_to_enrol_join_the_gallery_as_gallery_add(store: Path, tmp_path: Path, gallery_dir: Path,
+                                                                   images_dir: Path, fast_detector_path: Path,
+                                                                   recognizer_path: Path) -> None:
+    from facetrack.config import load_config
+    from facetrack.web.enrol import MAX_PHOTO_BYTES, Enrolment
+
+    gallery = tmp_path / "gallery.db"
+    cfg = load_config(None, {"models": {"detector": fast_detector_path, "recognizer": recognizer_path}})
+    with TestClient(create_app(store, enrolment=Enrolment(gallery, cfg)), base_url=LOCAL) as client:
+        def send(name: str, *photos: tuple[str, bytes], headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+            return client.post("/api/gallery", data={"name": name},
+                               headers=csrf(client) if headers is None else headers,
+                               files=[("photos", (n, data, "image/jpeg")) for n, data in photos])
+
+        obama = (gallery_dir / "obama" / "obama.jpg").read_bytes()
+        assert send("Barack Obama", ("obama.jpg", obama), headers={}).status_code == 403  # CSRF here too
+        enrolled = send("Barack Obama", ("obama.jpg", obama))
+        assert enrolled.status_code == 200, enrolled.text
+        assert enrolled.json()["added"] == 1 and enrolled.json()["templates"] == 1
+        # Refusals name the photo and write nothing: a crowd, a file that is no image, a broken one, a big one.
+        crowd = send("Barack Obama", ("obama.jpg", obama), ("t1.jpg", (images_dir / "t1.jpg").read_bytes()))
+        assert crowd.status_code == 400 and "t1.jpg: 6 faces" in crowd.json()["error"]
+        text = send("Someone", ("notes.jpg", b"not a photo at all"))
+        assert text.status_code == 400 and "not a JPEG or PNG" in text.json()["error"]
+        broken = send("Someone", ("broken.jpg", obama[:400]))
+        assert broken.status_code == 400 and "not a readable image" in broken.json()["error"]
+        big = send("Someone", ("big.jpg", obama + b"\0" * MAX_PHOTO_BYTES))
+        assert big.status_code == 413 and "MiB" in big.json()["error"]
+        assert send("unknown-12", ("obama.jpg", obama)).status_code == 400  # not a name a person may have
+        assert client.get("/api/gallery").json()["people"] == [{"name": "Barack Obama", "templates": 1}]
+        assert "Barack Obama" in client.get("/").text  # on the people page: enrolled, not seen yet
+    # What the page enrolled, the CLI recognises in another photo.
+    found = cli_json("identify", gallery_dir / "obama" / "obama2.jpg", "--gallery", gallery, "--detector",
+                     fast_detector_path, "--recognizer", recognizer_path, "--json")
+    assert [f["identity"] for f in found["images"][0]["faces"]] == ["Barack Obama"]

@@ -22,11 +22,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from facetrack.config import StoreConfig
 from facetrack.errors import FacetrackError
 from facetrack.store import PersonSummary, is_stranger
 from facetrack.store.sqlite import SqliteStore
+from facetrack.web.enrol import MAX_PHOTO_BYTES, MAX_PHOTOS, Enrolment, TooLarge, Upload
 from facetrack.web.queries import Seen, StoreQueries, Stranger, iso, parse_when, when
 
 HERE = Path(__file__).parent
@@ -59,9 +61,11 @@ def _host_name(host_header: str) -> str:
     return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 
-def create_app(store_path: Path, token: str | None = None, config: StoreConfig | None = None) -> FastAPI:
+def create_app(store_path: Path, token: str | None = None, config: StoreConfig | None = None,
+               enrolment: Enrolment | None = None) -> FastAPI:
     """The app on the existing store at `store_path` (opened as the CLI opens it, with `config`'s template
-    limits); with `token`, every request must carry it."""
+    limits); with `token`, every request must carry it; with `enrolment`, photos uploaded to /enrol join that
+    gallery."""
     config = config or StoreConfig()
     store = SqliteStore(Path(store_path), create=False, max_templates=config.max_templates,
                         diversity=config.template_diversity)
@@ -130,6 +134,10 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
                                              "gives it) in the X-CSRF-Token header")
         return await call_next(request)
 
+    @app.exception_handler(TooLarge)
+    async def _too_large(request: Request, exc: TooLarge) -> Response:
+        return _refuse(request, 413, str(exc))
+
     @app.exception_handler(FacetrackError)
     async def _bad_request(request: Request, exc: FacetrackError) -> Response:
         status = 404 if str(exc).startswith("nobody called") else 400
@@ -177,7 +185,10 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
         everyone, crops = store.people(), queries.best_crops()
         named = [p for p in everyone if p.named]
         strangers = sorted((p for p in everyone if not p.named), key=lambda p: -(p.last_seen or 0))
-        return page(request, "people.html", named=named, strangers=strangers, crops=crops, active="people")
+        labels = {p.label for p in named}
+        enrolled = {} if enrolment is None else {n: c for n, c in enrolment.people().items() if n not in labels}
+        return page(request, "people.html", named=named, strangers=strangers, crops=crops, enrolled=enrolled,
+                    active="people")
 
     @app.get("/people/{label}", response_class=HTMLResponse, response_model=None)
     def person_page(request: Request, label: str) -> Response:
@@ -219,6 +230,12 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
         if data is None:
             return JSONResponse({"error": f"no crop for sighting {sighting_id}"}, status_code=404)
         return Response(data, media_type="image/jpeg")
+
+    @app.get("/enrol", response_class=HTMLResponse)
+    def enrol_page(request: Request) -> HTMLResponse:
+        return page(request, "enrol.html", gallery=None if enrolment is None else enrolment.gallery,
+                    people={} if enrolment is None else enrolment.people(), max_photos=MAX_PHOTOS,
+                    max_mib=MAX_PHOTO_BYTES // 2**20, active="enrol")
 
     # --- the API -------------------------------------------------------------------------------------------------
 
@@ -271,5 +288,42 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
     @app.post("/api/people/{label}/forget")
     def api_forget(label: str) -> dict[str, Any]:
         return {"forgotten": label, "sightings": store.forget(label)}
+
+    def _enrolment() -> Enrolment:
+        if enrolment is None:
+            raise FacetrackError("enrolment is off: start `facetrack serve` with --gallery G.db (and the models, "
+                                 "--detector and --recognizer, as for `gallery add`)")
+        return enrolment
+
+    @app.get("/api/gallery")
+    def api_gallery() -> dict[str, Any]:
+        gallery = _enrolment()
+        return {"gallery": str(gallery.gallery),
+                "people": [{"name": n, "templates": c} for n, c in gallery.people().items()]}
+
+    @app.post("/api/gallery")
+    async def api_enrol(request: Request) -> dict[str, Any]:
+        """multipart/form-data: `name`, and `photos` (one file per photo)."""
+        gallery = _enrolment()
+        length = request.headers.get("content-length")
+        if length is None or not length.isdigit():
+            raise FacetrackError("send the photos as multipart/form-data with a Content-Length")
+        if int(length) > MAX_PHOTOS * MAX_PHOTO_BYTES + 2**20:
+            raise TooLarge(f"{int(length) / 2**20:.0f} MiB sent: at most {MAX_PHOTOS} photos of "
+                           f"{MAX_PHOTO_BYTES // 2**20} MiB each")
+        form = await request.form(max_files=MAX_PHOTOS + 1, max_fields=8)
+        try:
+            name = form.get("name")
+            if not isinstance(name, str) or not name.strip():
+                raise FacetrackError("no name sent: give the person's name in the `name` field")
+            uploads = []
+            for item in form.getlist("photos"):
+                if isinstance(item, str):
+                    raise FacetrackError("`photos` must be files (multipart/form-data)")
+                uploads.append(Upload(item.filename or "photo", await item.read(MAX_PHOTO_BYTES + 1)))
+        finally:
+            await form.close()
+        added, total = await run_in_threadpool(gallery.add, name.strip(), uploads)
+        return {"name": name.strip(), "added": added, "templates": total, "gallery": str(gallery.gallery)}
 
     return app

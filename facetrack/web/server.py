@@ -8,6 +8,7 @@ from pathlib import Path
 
 from facetrack.config import StoreConfig
 from facetrack.errors import FacetrackError
+from facetrack.web.enrol import Enrolment
 
 MIN_TOKEN = 12
 
@@ -58,7 +59,7 @@ def url(host: str, port: int, token: str | None) -> str:
 
 
 def serve(store: Path, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
-          config: StoreConfig | None = None, announce: object = print) -> None:
+          config: StoreConfig | None = None, enrolment: Enrolment | None = None, announce: object = print) -> None:
     """Serve the review page on `store` until interrupted."""
     from facetrack.web import require_extra
 
@@ -68,7 +69,8 @@ def serve(store: Path, host: str = "127.0.0.1", port: int = 8080, token: str | N
 
     from facetrack.web.app import create_app
 
-    app = create_app(store, token=token, config=config)  # a bad store fails before the port is taken
+    # A bad store fails before the port is taken.
+    app = create_app(store, token=token, config=config, enrolment=enrolment)
     sock = bind(host, port)
     port = sock.getsockname()[1]
     announce(f"facetrack serve: {store} on {url(host, port, token)}  (Ctrl-C stops)")  # type: ignore[operator]

@@ -183,3 +183,29 @@ $("act-form").addEventListener("submit", (event) => {
   event.preventDefault();
   if (!$("act-pick").hidden) askConfirm();
 });
+
+const enrolForm = $("enrol");
+if (enrolForm) {
+  enrolForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = $("enrol-error");
+    error.hidden = true;
+    $("enrol-send").disabled = true;
+    try {
+      const response = await fetch("/api/gallery", {
+        method: "POST", credentials: "same-origin", headers: {"X-CSRF-Token": csrf}, body: new FormData(enrolForm),
+      });
+      const data = await response.json().catch(() => ({error: `${response.status} ${response.statusText}`}));
+      if (!response.ok) throw new Error(data.error || `${response.status} ${response.statusText}`);
+      sessionStorage.setItem("facetrack-flash", JSON.stringify({
+        text: `${data.name}: ${plural(data.added, "photo")} enrolled, ${plural(data.templates, "template")} ` +
+          "in the gallery.", link: null}));
+      location.reload();
+    } catch (failure) {
+      error.textContent = failure.message;
+      error.hidden = false;
+    } finally {
+      $("enrol-send").disabled = false;
+    }
+  });
+}
