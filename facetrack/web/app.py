@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ from facetrack.errors import FacetrackError
 from facetrack.store import PersonSummary, is_stranger
 from facetrack.store.sqlite import SqliteStore
 from facetrack.web.enrol import MAX_PHOTO_BYTES, MAX_PHOTOS, Enrolment, TooLarge, Upload
+from facetrack.web.live import LiveTiles
 from facetrack.web.queries import Seen, StoreQueries, Stranger, iso, parse_when, when
 
 HERE = Path(__file__).parent
@@ -62,10 +64,10 @@ def _host_name(host_header: str) -> str:
 
 
 def create_app(store_path: Path, token: str | None = None, config: StoreConfig | None = None,
-               enrolment: Enrolment | None = None) -> FastAPI:
+               enrolment: Enrolment | None = None, tiles: LiveTiles | None = None) -> FastAPI:
     """The app on the existing store at `store_path` (opened as the CLI opens it, with `config`'s template
     limits); with `token`, every request must carry it; with `enrolment`, photos uploaded to /enrol join that
-    gallery."""
+    gallery; with `tiles` (`watch --serve`), /live shows each camera now."""
     config = config or StoreConfig()
     store = SqliteStore(Path(store_path), create=False, max_templates=config.max_templates,
                         diversity=config.template_diversity)
@@ -84,6 +86,7 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = when
     templates.env.globals["is_stranger"] = is_stranger
+    templates.env.globals["live"] = tiles is not None
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     # --- the gate: host, token, CSRF, headers ---------------------------------------------------------------
@@ -288,6 +291,29 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
     @app.post("/api/people/{label}/forget")
     def api_forget(label: str) -> dict[str, Any]:
         return {"forgotten": label, "sightings": store.forget(label)}
+
+    @app.get("/live", response_class=HTMLResponse)
+    def live_page(request: Request) -> HTMLResponse:
+        return page(request, "live.html", cameras=[] if tiles is None else tiles.names, active="live")
+
+    @app.get("/api/live")
+    def api_live() -> dict[str, Any]:
+        if tiles is None:
+            raise FacetrackError("no live view: it runs with `facetrack watch --serve`")
+        now, cameras = time.time(), []
+        for name in tiles.names:
+            tile = tiles.get(name)
+            cameras.append({"camera": name, "tile": f"/live/{quote(name)}.jpg" if tile else None,
+                            "updated": None if tile is None else iso(tile.updated),
+                            "age_s": None if tile is None else round(now - tile.updated, 2)})
+        return {"cameras": cameras}
+
+    @app.get("/live/{camera}.jpg")
+    def live_tile(camera: str) -> Response:
+        tile = None if tiles is None else tiles.get(camera)
+        if tile is None:
+            return JSONResponse({"error": f"no picture from camera {camera!r} yet"}, status_code=404)
+        return Response(tile.jpeg, media_type="image/jpeg")
 
     def _enrolment() -> Enrolment:
         if enrolment is None:

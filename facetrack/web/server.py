@@ -9,6 +9,7 @@ from pathlib import Path
 from facetrack.config import StoreConfig
 from facetrack.errors import FacetrackError
 from facetrack.web.enrol import Enrolment
+from facetrack.web.live import LiveTiles
 
 MIN_TOKEN = 12
 
@@ -80,3 +81,39 @@ def serve(store: Path, host: str = "127.0.0.1", port: int = 8080, token: str | N
         server.run(sockets=[sock])
     finally:
         sock.close()
+
+
+class Background:
+    """The page served from a thread beside a run (`watch --serve`); `stop` ends it."""
+
+    def __init__(self, app: object, sock: socket.socket) -> None:
+        import threading
+
+        import uvicorn
+
+        self.sock = sock
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,  # type: ignore[arg-type]
+                                                    server_header=False, date_header=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="serve",
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.sock.close()
+
+
+def serve_beside(store: Path, sock: socket.socket, host: str, token: str | None, config: StoreConfig | None,
+                 tiles: LiveTiles, announce: object = print) -> Background:
+    """Start the page with live tiles in a thread, on the store a run is writing, listening on `sock`."""
+    from facetrack.web.app import create_app
+
+    try:
+        app = create_app(store, token=token, config=config, tiles=tiles)
+    except BaseException:
+        sock.close()
+        raise
+    page = Background(app, sock)
+    announce(f"review page and live view on {url(host, sock.getsockname()[1], token)}live")  # type: ignore[operator]
+    return page

@@ -209,3 +209,24 @@ if (enrolForm) {
     }
   });
 }
+
+// Live tiles: each camera's newest picture, a few times a second, while the page is visible.
+const tiles = document.querySelectorAll(".tile");
+if (tiles.length) {
+  const refresh = async () => {
+    if (document.hidden) return;
+    try {
+      const state = await api("GET", "/api/live");
+      for (const camera of state.cameras) {
+        const tile = document.querySelector(`.tile[data-camera="${CSS.escape(camera.camera)}"]`);
+        if (!tile || !camera.tile) continue;
+        tile.querySelector("img").src = `${camera.tile}?t=${Date.now()}`;
+        tile.querySelector(".age").textContent = camera.age_s < 2 ? "live" : `${camera.age_s.toFixed(0)} s ago`;
+      }
+    } catch (error) {
+      for (const tile of tiles) tile.querySelector(".age").textContent = error.message;
+    }
+  };
+  refresh();
+  setInterval(refresh, 500);
+}
