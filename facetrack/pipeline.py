@@ -79,7 +79,8 @@ class Pipeline:
 
     `process` runs every stage; the live runner calls the stages separately (`detect_track`, `plan`, the
     shared embedder, `apply`) so that stages run in their own threads and crops of several cameras share one
-    embedding call.
+    embedding call. With an identity memory (`memory`, or `store.path` in the config) strangers get persistent
+    IDs and every ended track's sighting is written (`camera` names them); `close()` releases what it opened.
     """
 
     def __init__(self, config: FacetrackConfig, detector: FaceDetector | None = None, frame_rate: float = 30.0,

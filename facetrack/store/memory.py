@@ -57,8 +57,12 @@ class IdentityMemory:
 
     def _refresh(self) -> None:
         """Reload the bank when the store changed (another process minted or banked meanwhile)."""
-        if not self.store.changed():
-            return
+        if self.store.changed():
+            self._reload()
+
+    def _reload(self) -> None:
+        """The bank: the store's strangers' templates, and the decision means of strangers minted here whose
+        tracks are still open."""
         self.bank.load([(label, v) for label, named, v in self.store.templates() if not named])
         for label, mean in self._provisional.items():
             self.bank.add(label, mean)
@@ -99,8 +103,9 @@ class IdentityMemory:
         bank = template and is_stranger(sighting.identity) and sighting.looks >= self.config.min_looks
         with self._lock:
             filed = self.store.record(sighting, template=bank)
-            self._provisional.pop(sighting.identity, None)
             self.written += 1
+            if self._provisional.pop(sighting.identity, None) is not None or bank:
+                self._reload()  # the stranger's final template replaces the decision mean
         return filed
 
     def discard(self, label: str) -> None:
@@ -109,9 +114,7 @@ class IdentityMemory:
             if label in self._provisional and self._handed[label] == 1:
                 del self._provisional[label]
                 self.store.discard_stranger(label)
-                self.bank.load([(lbl, v) for lbl, named, v in self.store.templates() if not named])
-                for other, mean in self._provisional.items():
-                    self.bank.add(other, mean)
+                self._reload()
 
     def history(self, label: str) -> dict[str, object]:
         """For alerts: when this person was first seen and how often, counting the sighting now under way."""
