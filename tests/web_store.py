@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-CLIPS = ("again", "book")  # two people: black "Misfits" shirt, yellow hoodie
+CLIPS = ("eat", "hungry")  # two people (black patterned sweater, plaid shirt), the shortest clips
 _made: dict[str, Path] = {}
 
 

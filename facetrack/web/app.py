@@ -63,6 +63,11 @@ def _host_name(host_header: str) -> str:
     return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 
+def _cookie(request: Request) -> str:
+    """The session cookie's name: one per port, as cookies do not tell the ports of a host apart."""
+    return f"{TOKEN_COOKIE}_{request.url.port or request.url.scheme}"
+
+
 def create_app(store_path: Path, token: str | None = None, config: StoreConfig | None = None,
                enrolment: Enrolment | None = None, tiles: LiveTiles | None = None) -> FastAPI:
     """The app on the existing store at `store_path` (opened as the CLI opens it, with `config`'s template
@@ -99,8 +104,8 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
 
     def _authorised(request: Request) -> bool:
         assert token is not None and session is not None
-        cookie = request.cookies.get(TOKEN_COOKIE, "")
-        if cookie and hmac.compare_digest(cookie, session):
+        cookie = request.cookies.get(_cookie(request), "")
+        if cookie and hmac.compare_digest(cookie.encode(), session.encode()):
             return True
         bearer = request.headers.get("authorization", "")
         return bearer.startswith("Bearer ") and hmac.compare_digest(bearer[7:].strip().encode(), token.encode())
@@ -123,7 +128,8 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
                     and request.method in SAFE_METHODS:
                 rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
                 response = RedirectResponse(request.url.path + (f"?{rest}" if rest else ""), status_code=303)
-                response.set_cookie(TOKEN_COOKIE, session or "", httponly=True, samesite="strict",
+                # Lax, not Strict: a login link followed from another site must work; changes need the CSRF token.
+                response.set_cookie(_cookie(request), session or "", httponly=True, samesite="lax",
                                     secure=request.url.scheme == "https")
                 return response
             return _refuse(request, 401, "this page needs its token: open the address `facetrack serve` printed "
