@@ -358,7 +358,7 @@ def serve(
     pack: PackOpt = None, providers: ProvidersOpt = None,
 ) -> None:
     """A local web page on the identity store: who was here, when, on which camera; name, merge or forget the
-    strangers; enrol people from photos (--gallery). Needs the `web` extra (pip install 'facetrack[web]')."""
+    strangers; enrol people from photos (--gallery). Needs the `web` extra (FastAPI, uvicorn, Jinja2)."""
     from facetrack.web import require_extra
 
     require_extra()
