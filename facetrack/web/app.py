@@ -89,6 +89,7 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
     app = FastAPI(title="facetrack", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.store, app.state.queries, app.state.csrf = store, queries, csrf
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.autoescape = True  # every value a page shows is escaped, whatever the file name
     templates.env.filters["when"] = when
     templates.env.globals["is_stranger"] = is_stranger
     templates.env.globals["live"] = tiles is not None
