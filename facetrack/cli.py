@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -208,6 +209,14 @@ def watch(
         "--max-frames", help="Stop each camera after this many processed frames.")] = None,
     stats: Annotated[Path | None, typer.Option(
         "--stats", help="Also append every stats report to this JSON Lines file.")] = None,
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Also serve the review page (as `facetrack serve`, web extra) with a live view of each "
+                        "camera at /live.")] = False,
+    serve_host: Annotated[str, typer.Option("--serve-host", help="Address of the page (--serve).")] = "127.0.0.1",
+    serve_port: Annotated[int, typer.Option("--serve-port", help="Port of the page (--serve; 0: any).")] = 8080,
+    serve_token: Annotated[str | None, typer.Option(
+        "--serve-token", envvar="FACETRACK_SERVE_TOKEN",
+        help="Token the page requires (--serve); needed beyond loopback.")] = None,
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Remember nothing: no sightings, strangers numbered "
                                                               "afresh.")] = False,
@@ -282,13 +291,22 @@ def watch(
         from facetrack.sinks.webhook import WebhookSink
 
         publishers.append(WebhookSink(webhook_url, cfg.webhook))
+    tiles, sock = _live_tiles(cfg, cameras, serve_host, serve_port, serve_token) if serve else (None, None)
     try:
         runner = LiveRunner(cfg, cameras, events=events, record=record, display=display, publishers=publishers,
-                            max_frames=max_frames)
+                            max_frames=max_frames, on_canvas=None if tiles is None else tiles.put)
     except BaseException:
         for publisher in publishers:
             publisher.close(timeout=0.5)
+        if sock is not None:
+            sock.close()
         raise
+    page = None
+    if tiles is not None:
+        from facetrack.web.server import serve_beside
+
+        page = serve_beside(cfg.store.path, sock, serve_host, serve_token, cfg.store, tiles,  # type: ignore[arg-type]
+                            announce=lambda line: console.print(line, markup=False, highlight=False))
     labels = ", ".join(f"{c.name} ({r.source})" for c, r in zip(cameras, runner.report().cameras, strict=True))
     remembers = f"; identity memory {runner.memory.store.location}" if runner.memory is not None else ""
     console.print(f"[bold]watching[/] {labels}" + (f" for {duration:g} s" if duration else "")
@@ -311,6 +329,8 @@ def watch(
     finally:
         if stats_file is not None:
             stats_file.close()
+        if page is not None:
+            page.stop()
     console.print(render_report(summary.report, title="facetrack watch: final"), highlight=False)
     written = ", ".join(str(p) for p in [*([events] if events not in (None, "-") else []), *summary.recordings])
     if runner.memory is not None:
@@ -323,6 +343,22 @@ def watch(
         raise FacetrackError("; ".join(summary.errors) + "; the outputs hold the frames before it", exit_code=3)
 
 
+def _live_tiles(cfg: FacetrackConfig, cameras: list[Any], host: str, port: int, token: str | None) -> Any:
+    """`watch --serve`, checked before anything starts: the tiles the runner fills, and the page's socket."""
+    from facetrack.pipeline import identity_wanted
+    from facetrack.web import require_extra
+
+    require_extra()
+    from facetrack.web.live import LiveTiles
+    from facetrack.web.server import bind, check_bind
+
+    check_bind(host, token)
+    if cfg.store.path is None or not identity_wanted(cfg):
+        raise FacetrackError("--serve shows the identity memory: turn identity on (--gallery or --recognizer) and "
+                             "keep the store (drop --no-store)")
+    return LiveTiles([c.name for c in cameras]), bind(host, port)
+
+
 def _default_store(create: bool = False) -> Path:
     from facetrack.models.registry import facetrack_home
 
@@ -330,6 +366,37 @@ def _default_store(create: bool = False) -> Path:
     if create:
         home.mkdir(parents=True, exist_ok=True)
     return home / "store.db"
+
+
+@app.command()
+def serve(
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs --token.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free one).")] = 8080,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="FACETRACK_SERVE_TOKEN",
+        help="Secret every request must carry (open the printed ?token= address once; API clients send "
+             "`Authorization: Bearer TOKEN`). Required to listen beyond loopback.")] = None,
+    gallery: Annotated[Path | None, typer.Option(
+        "--gallery", "-g", help="Gallery file (.db, created if missing) that photos uploaded to the page's Enrol "
+                                "form join, as with `gallery add`; needs the models.")] = None,
+    config: ConfigOpt = None, detector: DetectorOpt = None, recognizer: RecognizerOpt = None,
+    pack: PackOpt = None, providers: ProvidersOpt = None,
+) -> None:
+    """A local web page on the identity store: who was here, when, on which camera; name, merge or forget the
+    strangers; enrol people from photos (--gallery). Needs the `web` extra (FastAPI, uvicorn, Jinja2)."""
+    from facetrack.web import require_extra
+
+    require_extra()
+    from facetrack.web.enrol import Enrolment
+    from facetrack.web.server import serve as run_server
+
+    cfg = build_config(config, detector, recognizer, pack, providers)
+    enrolment = None if gallery is None else Enrolment(gallery, cfg)
+    run_server(store or cfg.store.path or _default_store(), host=host, port=port, token=token, config=cfg.store,
+               enrolment=enrolment,
+               announce=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
 
 
 def _print_stage_table(stage_seconds: dict[str, float], wall: float) -> None:
@@ -848,7 +915,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except FacetrackError as exc:
-        console.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted")

@@ -178,7 +178,10 @@ class Enroller:
         if read is None:
             reason = "not found" if not photo.exists() else "not a readable image (corrupt or unsupported format)"
             raise FacetrackError(f"photo {photo}: {reason}")
-        image = read[0]
+        return self.template_of(read[0], str(photo))
+
+    def template_of(self, image: np.ndarray, photo: str) -> Template:
+        """The template of a decoded photo (BGR) named `photo` in messages."""
         faces = self.detector.detect_still(image)
         if len(faces) == 0:
             raise FacetrackError(f"photo {photo}: no face found (use a photo where the face is clearly visible)")
@@ -191,7 +194,7 @@ class Enroller:
         subject = faces[int(order[0]):int(order[0]) + 1]
         crops = self.embedder.align(image, subject.data[LANDMARKS])
         quality = face_quality(subject.xyxy, subject.data[LANDMARKS], crops)[0].score
-        return Template(self.embedder.embed_crops(crops)[0], str(photo), quality)
+        return Template(self.embedder.embed_crops(crops)[0], photo, quality)
 
 
 def photos_by_person(folder: Path) -> dict[str, list[Path]]:

@@ -157,6 +157,7 @@ class LiveRunner:
 
     `on_result(camera, result)` and `on_event(camera, event)` are called from the events thread for every
     frame result and every event (frames, track starts/ends, identity decisions): keep them quick.
+    `on_canvas(camera, image)` is called from the render thread with each annotated frame drawn (a live view).
     """
 
     def __init__(
@@ -172,6 +173,7 @@ class LiveRunner:
         detector: FaceDetector | None = None,
         on_result: Callable[[str, FrameResult], None] | None = None,
         on_event: Callable[[str, Event], None] | None = None,
+        on_canvas: Callable[[str, np.ndarray], None] | None = None,
     ) -> None:
         if not cameras:
             raise FacetrackError("nothing to watch: pass a source (file, webcam 0, rtsp://…) or list cameras: "
@@ -180,6 +182,7 @@ class LiveRunner:
         self.max_frames = max_frames
         self.on_result = on_result
         self.on_event = on_event
+        self.on_canvas = on_canvas
         self.record_paths = self.recording_paths(record, [c.name for c in cameras])
         for path in self.record_paths.values():
             check_video_output(path, "--record")
@@ -225,7 +228,7 @@ class LiveRunner:
         self._q_identify: queue.Queue[Any] = queue.Queue(maxsize=size)
         self._q_events: queue.Queue[Any] = queue.Queue(maxsize=size)
         self._q_render: queue.Queue[Any] = queue.Queue(maxsize=size)
-        self._render = record is not None or display
+        self._render = record is not None or display or on_canvas is not None
         self._display_slots: dict[str, np.ndarray] = {}
         self._display_lock = threading.Lock()
         self._frame_ready = threading.Event()
@@ -493,6 +496,8 @@ class LiveRunner:
         if self._windows is not None:
             with self._display_lock:
                 self._display_slots[camera.name] = canvas
+        if self.on_canvas is not None:
+            self.on_canvas(camera.name, canvas)
 
     def _open_writer(self, camera: Camera, path: Path, canvas: np.ndarray) -> VideoWriter:
         from dataclasses import replace

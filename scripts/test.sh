@@ -17,6 +17,10 @@ from gi.repository import Gst, GstRtspServer; Gst.init(None)
 assert all(Gst.ElementFactory.find(e) for e in ('qtdemux', 'h264parse', 'rtph264pay'))" >/dev/null 2>&1; then
   need+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 fi
+# A real browser for the review page's test: Debian's Chromium, driven by Playwright (which downloads no browser).
+if [ ! -x /usr/bin/chromium ]; then
+  need+=(chromium)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing the test servers: ${need[*]}"
