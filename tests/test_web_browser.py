@@ -42,8 +42,9 @@ def store(tmp_path_factory: pytest.TempPathFactory, assets: Path, fast_detector_
 @pytest.fixture(scope="module")
 def server(store: Path) -> Iterator[str]:
     """`facetrack serve` on a free loopback port; its address."""
-    proc = subprocess.Popen([sys.executable, "-m", "facetrack", "serve", "--store", str(store), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    # Started beside the store and given its bare name, as a user would: the page shows `store.db`.
+    proc = subprocess.Popen([sys.executable, "-m", "facetrack", "serve", "--store", store.name, "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=store.parent,
                             env={**os.environ, "COLUMNS": "200"})
     try:
         assert proc.stdout is not None
