@@ -170,7 +170,8 @@ class IdentityConfig(_Section):
     conflict_window: int = Field(6, ge=2)  # recent observations looked at to call a conflict
     relink_memory: float = Field(60.0, ge=0.0)  # seconds an ended track can be re-linked to a new one
     # A decided track is checked against its own mean embedding: this many looks in a row below the model's
-    # relink_threshold split it (the old track ends, the face goes on under a new ID, judged afresh).
+    # relink_threshold split it (the old track ends, the face goes on under a new ID, judged afresh) when its
+    # face changed at once before them; one more look without such a sign.
     split_evidence: int = Field(2, ge=1)
 
     def thresholds_for(self, model_name: str) -> RecognizerThresholds:

@@ -41,6 +41,7 @@ class TrackIdentity:
     anonymous: str | None = None  # the unknown-N this track was given, kept if it is a stranger again
     relinked_from: int | None = None
     doubts: list[tuple[np.ndarray, float]] = field(default_factory=list)  # recent looks unlike its own mean
+    changed: bool = False  # its face changed at once (tracker) since its last look that matched it
 
     @property
     def mean(self) -> np.ndarray:
@@ -128,16 +129,28 @@ class IdentityManager:
 
         `same` (or an undecided track): the look is evidence as usual (`observe`). `doubt`: below the re-link
         threshold; the look is held back, not mixed into the mean (one bad crop must not split). `other`:
-        `split_evidence` looks in a row below it: another person is under the box and the track must split.
+        `split_evidence` looks in a row below it after the face changed at once (`note_changes`), or one more
+        without such a sign (a small face drifting in a crowd): another person is under the box, the track must
+        split.
         """
         track = self.tracks.get(track_id)
         if track is None or not track.decided or track.evidence is None:
             return "same"
         if float(track.mean @ embedding) >= self.thresholds.relink_threshold or self._still_named(track, embedding):
             track.doubts.clear()
+            track.changed = False
             return "same"
         track.doubts.append((embedding, quality))
-        return "other" if len(track.doubts) >= self.config.split_evidence else "doubt"
+        needed = self.config.split_evidence + (0 if track.changed else 1)
+        return "other" if len(track.doubts) >= needed else "doubt"
+
+    def note_changes(self, track_ids: list[int]) -> None:
+        """The tracker saw these tracks' faces change at once (content, place or score): a sign that someone
+        else may be under the box, which makes a split need fewer looks."""
+        for track_id in track_ids:
+            track = self.tracks.get(track_id)
+            if track is not None and track.decided:
+                track.changed = True
 
     def _still_named(self, track: TrackIdentity, embedding: np.ndarray) -> bool:
         """A named track's look that the gallery alone gives the same name: the person is still there (a new pose

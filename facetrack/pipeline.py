@@ -22,7 +22,7 @@ from facetrack.embed import CROP_SIZE, FaceEmbedder, FaceQuality, face_quality
 from facetrack.gallery import Enroller, Gallery, open_gallery
 from facetrack.identity import IdentityManager
 from facetrack.models.registry import cache_root, resolve_model
-from facetrack.scene import CutDetector
+from facetrack.scene import CutDetector, frame_thumbnail
 from facetrack.schedule import EmbeddingScheduler
 from facetrack.sinks.drawing import FrameAnnotator
 from facetrack.sinks.events import Event, EventWriter, frame_event, track_event
@@ -121,10 +121,12 @@ class Pipeline:
             detections = self.detector.detect(frame.image)
         ended: list[int] = []
         with self.times.measure("track"):
-            cut = self.cuts is not None and self.cuts.is_cut(frame.image)
+            looked_at = self.cuts is not None or self.tracker.changes is not None
+            thumbnail = frame_thumbnail(frame.image) if looked_at else None
+            cut = self.cuts is not None and self.cuts.is_cut(frame.image, thumbnail)
             if cut or frame.discontinuity:
                 ended = self.tracker.finish()
-            update = self.tracker.update(detections, timestamp=frame.pts, image=frame.image)
+            update = self.tracker.update(detections, timestamp=frame.pts, image=frame.image, thumbnail=thumbnail)
         self.frames += 1
         self.faces += len(update.detections)
         self.tracks_seen.update(update.started)
@@ -168,6 +170,7 @@ class Pipeline:
             self._follow_splits(result)
             track_ids = [int(t) for t in detections.tracker_id]
             self.identity.begin_frame(frame.index, frame.pts, track_ids)
+            self.identity.note_changes(result.changed)
             if plan is not None and vectors is not None:
                 for position, vector, quality in zip(plan.positions, vectors, plan.qualities, strict=True):
                     track_id = track_ids[position]

@@ -1,7 +1,9 @@
 """Shot-cut detection: a cut ends every track, so an ID never jumps from one person to another across it.
 
 ByteTrack matches boxes by overlap alone; at a hard cut a new face at a similar place would inherit the old
-track. Comparing colour histograms of a tiny thumbnail catches cuts for a fraction of a millisecond per frame.
+track. Comparing colour histograms of a tiny thumbnail catches cuts for a fraction of a millisecond per frame;
+comparing each face with its track one frame earlier (`FaceChangeDetector`) catches the cuts that keep the
+background and change only the person.
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ import cv2
 import numpy as np
 
 
+def frame_thumbnail(image: np.ndarray) -> np.ndarray:
+    """The 64×36 BGR thumbnail both cut detectors look at (made once per frame)."""
+    step = max(1, image.shape[1] // 480)  # every n-th pixel of a large frame first: averaging 1080p costs 2 ms
+    return cv2.resize(image[::step, ::step], (64, 36), interpolation=cv2.INTER_AREA)
+
+
 class CutDetector:
     def __init__(self, threshold: float = 0.5) -> None:
         self.threshold = threshold  # histogram correlation below this between consecutive frames is a cut
         self._previous: np.ndarray | None = None
 
-    def is_cut(self, image: np.ndarray) -> bool:
-        step = max(1, image.shape[1] // 480)  # every n-th pixel of a large frame first: averaging 1080p costs 2 ms
-        thumb = cv2.resize(image[::step, ::step], (64, 36), interpolation=cv2.INTER_AREA)
+    def is_cut(self, image: np.ndarray, thumbnail: np.ndarray | None = None) -> bool:
+        """`thumbnail`: the frame's `frame_thumbnail`, when the caller has it already."""
+        thumb = frame_thumbnail(image) if thumbnail is None else thumbnail
         hsv = cv2.cvtColor(thumb, cv2.COLOR_BGR2HSV)
         hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
         cv2.normalize(hist, hist)
@@ -50,7 +58,6 @@ class FaceChangeDetector:
     """
 
     THUMB = 16  # side of a face thumbnail
-    FRAME_THUMB = (64, 36)
 
     def __init__(self, correlation: float = 0.6, iou: float = 0.5, score_drop: float = 0.25,
                  frame_change: float = 10.0) -> None:
@@ -61,10 +68,13 @@ class FaceChangeDetector:
         self._faces: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # tracker ID → box, thumbnail, score
         self._frame: np.ndarray | None = None
 
-    def update(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray | None,
-               keys: np.ndarray) -> FaceChanges:
-        """Compare this frame's faces (`keys`: their tracker's IDs) with the same keys one frame earlier."""
-        frame = self._frame_thumbnail(image)
+    def update(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray | None, keys: np.ndarray,
+               thumbnail: np.ndarray | None = None) -> FaceChanges:
+        """Compare this frame's faces (`keys`: their tracker's IDs) with the same keys one frame earlier.
+
+        `thumbnail`: the frame's `frame_thumbnail`, when the caller has it already."""
+        thumb = frame_thumbnail(image) if thumbnail is None else thumbnail
+        frame = cv2.cvtColor(thumb, cv2.COLOR_BGR2GRAY).astype(np.float32)
         previous_frame, self._frame = self._frame, frame
         frame_change = float(np.abs(frame - previous_frame).mean()) if previous_frame is not None else 0.0
         scores = np.ones(len(boxes)) if scores is None else np.asarray(scores, dtype=float)
@@ -90,11 +100,6 @@ class FaceChangeDetector:
     def reset(self) -> None:
         """Forget every face (their tracks ended), keep the frame for the next comparison."""
         self._faces = {}
-
-    def _frame_thumbnail(self, image: np.ndarray) -> np.ndarray:
-        step = max(1, image.shape[1] // 480)
-        thumb = cv2.resize(image[::step, ::step], self.FRAME_THUMB, interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(thumb, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
     def _thumbnail(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
         height, width = image.shape[:2]

@@ -59,17 +59,19 @@ class FaceTracker:
             high_conf_det_threshold=c.high_conf_det_threshold,
         )
 
-    def update(self, detections: sv.Detections, timestamp: float | None,
-               image: np.ndarray | None = None) -> TrackUpdate:
-        """Track this frame's faces; with the frame's `image`, faces are also compared with their last frame."""
+    def update(self, detections: sv.Detections, timestamp: float | None, image: np.ndarray | None = None,
+               thumbnail: np.ndarray | None = None) -> TrackUpdate:
+        """Track this frame's faces; with the frame's `image`, faces are also compared with their last frame
+        (`thumbnail`: the frame's `scene.frame_thumbnail`, when the caller has made it)."""
         if timestamp is not None:
             # ByteTrack skips every update older than its last one; the sources give increasing times, and this
             # keeps it so for any caller.
             timestamp = self._last_timestamp = max(timestamp, self._last_timestamp + 1e-6)
         with self._lock:
-            return self._update(detections, timestamp, image)
+            return self._update(detections, timestamp, image, thumbnail)
 
-    def _update(self, detections: sv.Detections, timestamp: float | None, image: np.ndarray | None) -> TrackUpdate:
+    def _update(self, detections: sv.Detections, timestamp: float | None, image: np.ndarray | None,
+                thumbnail: np.ndarray | None) -> TrackUpdate:
         tracked = with_face_columns(self._tracker.update(detections, timestamp=timestamp))
         if len(tracked):
             tracked = tracked[tracked.tracker_id >= 0]
@@ -77,7 +79,7 @@ class FaceTracker:
         changed: list[int] = []
         cut_ended: list[int] = []
         if self.changes is not None and image is not None:
-            faces = self.changes.update(image, tracked.xyxy, tracked.confidence, tracked.tracker_id)
+            faces = self.changes.update(image, tracked.xyxy, tracked.confidence, tracked.tracker_id, thumbnail)
             if faces.cut:
                 # Another shot of the same set: every track ends, the faces go on under new IDs, and tracklets
                 # of boxes not seen in this frame (lost faces of the last shot) are dropped.
