@@ -192,7 +192,6 @@ class Pipeline:
             ids = result.detections.tracker_id
             for i, track_id in enumerate(ids):
                 ids[i] = self._successors.get(int(track_id), int(track_id))
-            result.ended = [self._successors.get(t, t) for t in result.ended]
 
     def _split(self, result: FrameResult, position: int, quality: FaceQuality) -> int:
         """The face at `position` is no longer its track's person: the track ends (its identity is remembered

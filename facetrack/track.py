@@ -78,9 +78,11 @@ class FaceTracker:
         internal = [int(i) for i in tracked.tracker_id]
         changed: list[int] = []
         cut_ended: list[int] = []
+        cut = False
         if self.changes is not None and image is not None:
             faces = self.changes.update(image, tracked.xyxy, tracked.confidence, tracked.tracker_id, thumbnail)
-            if faces.cut:
+            cut = faces.cut
+            if cut:
                 # Another shot of the same set: every track ends, the faces go on under new IDs, and tracklets
                 # of boxes not seen in this frame (lost faces of the last shot) are dropped.
                 self.cuts += 1
@@ -98,7 +100,7 @@ class FaceTracker:
         ended = sorted(self._alive - held - ids)
         self._alive = (self._alive | ids) - set(ended)
         self._shown = {k: v for k, v in self._shown.items() if v in self._alive}
-        return TrackUpdate(with_face_columns(tracked), started, cut_ended + ended, changed, bool(cut_ended))
+        return TrackUpdate(with_face_columns(tracked), started, cut_ended + ended, changed, cut)
 
     def _shown_id(self, internal: int) -> int:
         if internal not in self._shown:
