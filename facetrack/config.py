@@ -110,6 +110,14 @@ class TrackerConfig(_Section):
     high_conf_det_threshold: float = Field(0.6, ge=0.0, le=1.0)
     # Colour-histogram correlation between consecutive frames below which a shot cut ends every track; 0: off.
     cut_threshold: float = Field(0.75, ge=0.0, le=1.0)
+    # Cuts the histogram misses (same room, another person): each face is compared with its track one frame
+    # earlier. Its grey thumbnail correlating below `face_change_correlation`, or its box overlapping its last
+    # place below `face_change_iou`, is a change; every face changing at once while the frame's mean grey
+    # difference reaches `face_cut_frame_change` (0–255) is a cut. `face_change_correlation` 0: off.
+    face_change_correlation: float = Field(0.6, ge=0.0, le=1.0)
+    face_change_iou: float = Field(0.5, ge=0.0, le=1.0)
+    face_change_score_drop: float = Field(0.25, ge=0.0, le=1.0)  # a score falling this much: look again, no cut
+    face_cut_frame_change: float = Field(10.0, ge=0.0, le=255.0)
 
 
 class EmbeddingConfig(_Section):
@@ -119,6 +127,9 @@ class EmbeddingConfig(_Section):
     decided_interval: float = Field(2.0, gt=0.0)  # seconds between re-checks once decided, to catch a mistake
     improvement: float = Field(1.3, ge=1.0)  # embed at once when face quality grows by this factor
     improvement_gap: float = Field(0.1, ge=0.0)  # …but not more often than this, in seconds
+    # a decided track whose face changed at once (or whose last look did not match it) is looked at again after
+    # this many seconds: a change of person is caught in a few frames, not at the next re-check
+    change_check_gap: float = Field(0.1, ge=0.0)
     max_per_frame: int = Field(4, ge=1)  # budget of embeddings per frame (per camera); the most needed go first
     max_batch: int = Field(32, ge=1)  # largest batch one inference call takes
     min_face_size: int = Field(20, ge=0)  # pixels (shorter box side): smaller faces are never embedded
@@ -151,9 +162,11 @@ def _default_thresholds() -> dict[str, RecognizerThresholds]:
         # Small 128-d MobileFaceNets, measured on the test clip and gallery (see tests/test_identity_video.py). The
         # bank on the ASL clips (benchmarks/stranger_bank.py): a stranger's decision mean scores 0.74–0.95 against
         # the same person's other runs and at most 0.54 against anyone else; 0.65 sits in that gap, nearer the top.
-        "mobilefacenet_128": RecognizerThresholds(threshold=0.30, margin=0.08, relink_threshold=0.40,
+        # Re-linking at 0.55: one look of a person scores at least 0.59 against another clip of them, and at most
+        # 0.52 against anyone else (the ASL clips); 0.40 re-linked one person to another after real cuts.
+        "mobilefacenet_128": RecognizerThresholds(threshold=0.30, margin=0.08, relink_threshold=0.55,
                                                   bank_threshold=0.65, bank_margin=0.10),
-        "mobilefacenet_128_dynbatch": RecognizerThresholds(threshold=0.30, margin=0.08, relink_threshold=0.40,
+        "mobilefacenet_128_dynbatch": RecognizerThresholds(threshold=0.30, margin=0.08, relink_threshold=0.55,
                                                            bank_threshold=0.65, bank_margin=0.10),
     }
 
@@ -171,6 +184,10 @@ class IdentityConfig(_Section):
     switch_evidence: int = Field(3, ge=1)  # consecutive observations for another identity before a change
     conflict_window: int = Field(6, ge=2)  # recent observations looked at to call a conflict
     relink_memory: float = Field(60.0, ge=0.0)  # seconds an ended track can be re-linked to a new one
+    # A decided track is checked against its own mean embedding: this many looks in a row below the model's
+    # relink_threshold split it (the old track ends, the face goes on under a new ID, judged afresh) when its
+    # face changed at once before them; one more look without such a sign.
+    split_evidence: int = Field(2, ge=1)
 
     def thresholds_for(self, model_name: str) -> RecognizerThresholds:
         return self.models.get(model_name, self.default)

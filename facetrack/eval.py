@@ -3,7 +3,8 @@
 Predicted boxes (from `facetrack annotate --events`) are matched to true boxes frame by frame (Hungarian on
 IoU). Then, from the user's side of the screen: how often each gallery person was named right and how soon,
 how many faces got a name that is not theirs (the number that matters for monitoring), how often the shown
-identity changed within one appearance, how many anonymous IDs each stranger got; and, through `trackers.eval`,
+identity changed within one appearance, how many anonymous IDs each stranger got, how often one track carried
+its shown identity on to another person (a cut or a swap the tracker did not see); and, through `trackers.eval`,
 the standard tracking scores (IDF1, HOTA, ID switches) with the person labels as true IDs.
 
 Truth format (one line per frame): {"frame": i, "faces": [{"box": [x1, y1, x2, y2], "person": "obama"}]};
@@ -261,6 +262,17 @@ class FalseName:
 
 
 @dataclass
+class Carried:
+    """One predicted track that showed one identity on two (or more) true people: carried to another person."""
+
+    track_id: int
+    identity: str
+    people: list[str]  # in the order the identity was shown on them
+    frame: int  # the first frame it was shown on the second person
+    frames: int  # face-frames it was shown on people after the first
+
+
+@dataclass
 class EvalReport:
     frames: dict[str, Any]
     iou_threshold: float
@@ -274,11 +286,13 @@ class EvalReport:
     anonymous_ids_shared: dict[str, list[str]]  # anonymous ID → the true persons it was shown on, when > 1
     tracking: dict[str, float | int]
     warnings: list[str] = field(default_factory=list)
+    carried: list[Carried] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["false_names"] = {**self.false_names, "total": sum(self.false_names.values())}
         data["identity_switches"] = len(self.switches)
+        data["identity_carried"] = len(self.carried)
         return data
 
 
@@ -414,8 +428,25 @@ def evaluate(truth: dict[int, list[TruthFace]], events: Events, iou_threshold: f
         people=people, strangers=strangers, false_names=counts, false_name_examples=false_names[:max_examples],
         switches=all_switches,
         anonymous_ids_shared={k: sorted(v, key=natural_key) for k, v in sorted(shared.items()) if len(v) > 1},
-        tracking=tracking_metrics(matched, iou_threshold), warnings=warnings)
+        tracking=tracking_metrics(matched, iou_threshold), warnings=warnings,
+        carried=identity_carried(matched.face_frames))
     return report, matched
+
+
+def identity_carried(face_frames: list[FaceFrame]) -> list[Carried]:
+    """Every (predicted track, shown identity) that was on more than one true person, in frame order of the
+    carry: the identity a track kept when the person under its box changed."""
+    seen: dict[tuple[int, str], list[FaceFrame]] = defaultdict(list)
+    for ff in face_frames:
+        if ff.shown is not None and ff.shown.identity is not None:
+            seen[(ff.shown.track_id, ff.shown.identity)].append(ff)
+    carried = []
+    for (track_id, identity), shown in seen.items():
+        people = list(dict.fromkeys(ff.person for ff in shown))
+        if len(people) > 1:
+            later = [ff for ff in shown if ff.person != people[0]]
+            carried.append(Carried(track_id, identity, people, later[0].frame, len(later)))
+    return sorted(carried, key=lambda c: c.frame)
 
 
 def _false_names(matched: Matched) -> list[FalseName]:
@@ -514,6 +545,15 @@ def report_tables(report: EvalReport) -> list[Table]:
     false.add_row("[bold]total[/]", _red_if(sum(report.false_names.values())))
     tables.append(false)
 
+    carried = Table(title=f"identity carried to another person: {len(report.carried)} (one track showed one "
+                    "identity on two people)", title_justify="left")
+    for column in ("track", "identity", "people", "from frame", "face-frames on others"):
+        carried.add_column(column, justify="right" if column in ("track", "from frame", "face-frames on others")
+                           else "left")
+    for c in report.carried:
+        carried.add_row(str(c.track_id), c.identity, " → ".join(c.people), str(c.frame), _red_if(c.frames))
+    tables.append(carried)
+
     strangers = Table(title="strangers: anonymous IDs each got (1 is best)", title_justify="left")
     for column in ("stranger", "face-frames", "detected", "anonymous IDs", "tracks", "named (false)"):
         strangers.add_column(column, justify="left" if column in ("stranger", "anonymous IDs") else "right")
@@ -539,4 +579,5 @@ def summary_line(report: EvalReport) -> str:
     d, f = report.detection, report.frames
     return (f"{f['evaluated']} frames ({f['first']}–{f['last']}), {d['truth_faces']} true faces, "
             f"{d['matched']} matched at IoU ≥ {report.iou_threshold}, {d['missed']} missed, "
-            f"{d['unmatched_predictions']} boxes on no listed face; {len(report.switches)} identity switches")
+            f"{d['unmatched_predictions']} boxes on no listed face; {len(report.switches)} identity switches, "
+            f"{len(report.carried)} identities carried to another person")

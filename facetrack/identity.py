@@ -25,6 +25,7 @@ from facetrack.config import IdentityConfig, RecognizerThresholds
 from facetrack.gallery import Gallery, Match
 
 State = Literal["pending", "known", "unknown", "conflict"]
+Verdict = Literal["same", "doubt", "other"]  # a decided track's new look against its own mean
 STRANGER = "<stranger>"  # candidate value: matches no gallery person well enough
 Event = dict[str, Any]
 
@@ -40,6 +41,8 @@ class TrackIdentity:
     candidates: deque[str] = field(default_factory=deque)  # recent candidates, newest last (bounded deque)
     anonymous: str | None = None  # the unknown-N this track was given, kept if it is a stranger again
     relinked_from: int | None = None
+    doubts: list[tuple[np.ndarray, float]] = field(default_factory=list)  # recent looks unlike its own mean
+    changed: bool = False  # its face changed at once (tracker) since its last look that matched it
 
     @property
     def mean(self) -> np.ndarray:
@@ -125,6 +128,63 @@ class IdentityManager:
             if relinked is not None:
                 return relinked
         return self._decide(track, candidate)
+
+    def check(self, track_id: int, embedding: np.ndarray, quality: float) -> Verdict:
+        """Is a decided track still the same face? Its new look against its OWN mean embedding.
+
+        `same` (or an undecided track): the look is evidence as usual (`observe`). `doubt`: below the re-link
+        threshold; the look is held back, not mixed into the mean (one bad crop must not split). `other`:
+        `split_evidence` looks in a row below it after the face changed at once (`note_changes`), or one more
+        without such a sign (a small face drifting in a crowd): another person is under the box, the track must
+        split.
+        """
+        track = self.tracks.get(track_id)
+        if track is None or not track.decided or track.evidence is None:
+            return "same"
+        if float(track.mean @ embedding) >= self.thresholds.relink_threshold or self._still_named(track, embedding):
+            track.doubts.clear()
+            track.changed = False
+            return "same"
+        track.doubts.append((embedding, quality))
+        needed = self.config.split_evidence + (0 if track.changed else 1)
+        return "other" if len(track.doubts) >= needed else "doubt"
+
+    def note_changes(self, track_ids: list[int]) -> None:
+        """The tracker saw these tracks' faces change at once (content, place or score): a sign that someone
+        else may be under the box, which makes a split need fewer looks."""
+        for track_id in track_ids:
+            track = self.tracks.get(track_id)
+            if track is not None and track.decided:
+                track.changed = True
+
+    def _still_named(self, track: TrackIdentity, embedding: np.ndarray) -> bool:
+        """A named track's look that the gallery alone gives the same name: the person is still there (a new pose
+        can be far from the track's mean and still be plainly them)."""
+        if track.state != "known" or self.gallery is None or not len(self.gallery):
+            return False
+        return self._candidate(self.gallery.match(embedding)) == track.label
+
+    def doubted_tracks(self) -> set[int]:
+        """Decided tracks whose last look did not match them: to be looked at again soon."""
+        return {t for t, ident in self.tracks.items() if ident.doubts}
+
+    def split(self, track_id: int, new_id: int) -> list[Event]:
+        """Track `track_id` turned out to be another person, who goes on as `new_id`: judged afresh from the
+        looks that did not match (a new unknown-N, a gallery name, or the re-linked ID of whoever it is). The old
+        track is still to be ended (`end`), which remembers its identity for re-linking."""
+        old = self.tracks.get(track_id)
+        looks = old.doubts if old is not None else []
+        if old is not None:
+            old.doubts = []
+        # The looks that agree with the latest one: a look from before the change may be among them.
+        looks = [(e, q) for e, q in looks if float(e @ looks[-1][0]) >= self.thresholds.relink_threshold]
+        self._visible.discard(track_id)
+        self._visible.add(new_id)
+        self._track(new_id)
+        events: list[Event] = []
+        for embedding, quality in looks:
+            events += self.observe(new_id, embedding, quality)
+        return events
 
     def end(self, track_id: int, pts: float) -> None:
         """A track ended: remember a decided identity so a returning person gets it back."""

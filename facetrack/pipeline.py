@@ -22,7 +22,7 @@ from facetrack.embed import CROP_SIZE, FaceEmbedder, FaceQuality, face_quality
 from facetrack.gallery import Enroller, Gallery, open_gallery
 from facetrack.identity import IdentityManager, TrackIdentity
 from facetrack.models.registry import cache_root, resolve_model
-from facetrack.scene import CutDetector
+from facetrack.scene import CutDetector, frame_thumbnail
 from facetrack.schedule import EmbeddingScheduler
 from facetrack.sinks.drawing import FrameAnnotator
 from facetrack.sinks.events import Event, EventWriter, frame_event, track_event
@@ -55,6 +55,7 @@ class FrameResult:
     started: list[int] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
     identity_events: list[Event] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)  # tracks whose face changed at once (worth a new look)
 
     @property
     def events(self) -> list[Event]:
@@ -96,6 +97,7 @@ class Pipeline:
         self.faces = 0
         self.embeddings = 0
         self.tracks_seen: set[int] = set()
+        self._successors: dict[int, int] = {}  # split track → the ID its face went on under
         self.embedder = embedder
         self.gallery = gallery
         if self.embedder is None and identity_wanted(config):
@@ -132,14 +134,16 @@ class Pipeline:
             detections = self.detector.detect(frame.image)
         ended: list[int] = []
         with self.times.measure("track"):
-            cut = self.cuts is not None and self.cuts.is_cut(frame.image)
+            looked_at = self.cuts is not None or self.tracker.changes is not None
+            thumbnail = frame_thumbnail(frame.image) if looked_at else None
+            cut = self.cuts is not None and self.cuts.is_cut(frame.image, thumbnail)
             if cut or frame.discontinuity:
                 ended = self.tracker.finish()
-            update = self.tracker.update(detections, timestamp=frame.pts)
+            update = self.tracker.update(detections, timestamp=frame.pts, image=frame.image, thumbnail=thumbnail)
         self.frames += 1
         self.faces += len(update.detections)
         self.tracks_seen.update(update.started)
-        return FrameResult(frame, update.detections, update.started, ended + update.ended)
+        return FrameResult(frame, update.detections, update.started, ended + update.ended, changed=update.changed)
 
     def plan(self, result: FrameResult) -> EmbeddingPlan | None:
         """Which faces to embed now (throttled), aligned; None when identity is off."""
@@ -154,7 +158,8 @@ class Pipeline:
             views = face_quality(boxes, landmarks)
             plan = EmbeddingPlan([], np.empty((0, CROP_SIZE, CROP_SIZE, 3), np.uint8), [])
             crops = []
-            for i in self.scheduler.select(track_ids, views, pts, self.identity.decided_tracks()):
+            suspect = set(result.changed) | self.identity.doubted_tracks()
+            for i in self.scheduler.select(track_ids, views, pts, self.identity.decided_tracks(), suspect):
                 crop = self.embedder.align(result.frame.image, landmarks[i:i + 1])
                 quality = face_quality(boxes[i:i + 1], landmarks[i:i + 1], crop)[0]
                 if not self.scheduler.trusted(quality):
@@ -175,22 +180,57 @@ class Pipeline:
             return
         with self.times.measure("identify"):
             detections, frame = result.detections, result.frame
+            self._follow_splits(result)
             track_ids = [int(t) for t in detections.tracker_id]
             self.identity.begin_frame(frame.index, frame.pts, track_ids)
             if self.sightings is not None:
                 self.sightings.seen(track_ids, frame.pts, frame.arrival)
+            self.identity.note_changes(result.changed)
             if plan is not None and vectors is not None:
                 for row, (position, vector, quality) in enumerate(zip(plan.positions, vectors, plan.qualities,
                                                                       strict=True)):
                     track_id = track_ids[position]
                     self.scheduler.embedded(track_id, quality, frame.pts)
-                    result.identity_events += self.identity.observe(track_id, vector, quality.score)
-                    if self.sightings is not None:
+                    verdict = self.identity.check(track_id, vector, quality.score)
+                    if verdict == "same":
+                        result.identity_events += self.identity.observe(track_id, vector, quality.score)
+                    elif verdict == "other":
+                        track_id = track_ids[position] = self._split(result, position, quality)
+                        if self.sightings is not None:  # the new track's sighting starts with this frame
+                            self.sightings.seen([track_id], frame.pts, frame.arrival)
+                    if self.sightings is not None and verdict != "doubt":  # a doubted look is held back
                         self.sightings.looked(track_id, plan.crops[row], quality.score)
                 self.embeddings += len(plan.positions)
             identities, known, sims, states = self.identity.labels(track_ids)
             set_identity_columns(detections, identities, known, sims, states)
             self.close_tracks(result.ended, frame.pts)
+
+    def _follow_splits(self, result: FrameResult) -> None:
+        """A frame tracked before one of its tracks was split (live runs track a frame or two ahead of the
+        identity stage) shows the new ID."""
+        if self._successors:
+            ids = result.detections.tracker_id
+            for i, track_id in enumerate(ids):
+                ids[i] = self._successors.get(int(track_id), int(track_id))
+
+    def _split(self, result: FrameResult, position: int, quality: FaceQuality) -> int:
+        """The face at `position` is no longer its track's person: the track ends (its identity is remembered
+        with the other ended tracks) and the face goes on under a fresh ID, judged afresh. Returns the new ID."""
+        assert self.identity is not None and self.scheduler is not None
+        old = int(result.detections.tracker_id[position])
+        new = self.tracker.split(old)
+        if new is None:  # ended meanwhile (live: the tracker is a frame ahead)
+            return old
+        self._successors[old] = new
+        while len(self._successors) > 64:  # only frames still in flight need them
+            del self._successors[next(iter(self._successors))]
+        result.detections.tracker_id[position] = new
+        result.started.append(new)
+        result.ended.append(old)  # closed with this frame's other ended tracks
+        self.tracks_seen.add(new)
+        self.scheduler.embedded(new, quality, result.frame.pts)
+        result.identity_events += self.identity.split(old, new)
+        return new
 
     def finish(self, last_index: int, last_pts: float) -> list[Event]:
         """Events that close the stream: every live track ends (pass them to `close_tracks` next)."""

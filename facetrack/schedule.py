@@ -2,8 +2,9 @@
 
 Embedding every face every frame is what makes face tools slow; a track's identity needs only a few good looks.
 A track is embedded when it is new, every `undecided_interval` while its identity is open, rarely once decided
-(to catch a mistake), and at once when its face clearly improves. A per-frame budget caps the work; the most
-needed go first. Faces too small or too blurred to trust are never embedded.
+(to catch a mistake), at once when its face clearly improves, and soon (`change_check_gap`) when a decided track
+shows signs of being someone else (its face changed at once, or its last look did not match it). A per-frame
+budget caps the work; the most needed go first. Faces too small or too blurred to trust are never embedded.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ class _TrackSchedule:
 
 
 # Priorities, highest first.
-NEW, IMPROVED, UNDECIDED, RECHECK = 4, 3, 2, 1
+NEW, IMPROVED, CHECK, UNDECIDED, RECHECK = 5, 4, 3, 2, 1
 
 
 class EmbeddingScheduler:
     def __init__(self, config: EmbeddingConfig) -> None:
         self.config = config
         self._tracks: dict[int, _TrackSchedule] = {}
+        self._suspect: set[int] = set()  # signs of change not looked at yet
 
     def trusted(self, quality: FaceQuality) -> bool:
         """Large, frontal (and, once its crop is looked at, sharp) enough for its embedding to count as evidence."""
@@ -35,8 +37,14 @@ class EmbeddingScheduler:
         sharp_enough = quality.sharpness is None or quality.sharpness >= c.min_sharpness
         return quality.size >= c.min_face_size and quality.frontal >= c.min_frontal and sharp_enough
 
-    def priority(self, track_id: int, quality: FaceQuality, pts: float, decided: bool) -> float:
-        """0 when the face need not be embedded now; else higher for more urgent (fractions break ties)."""
+    def priority(self, track_id: int, quality: FaceQuality, pts: float, decided: bool,
+                 suspect: bool = False) -> float:
+        """0 when the face need not be embedded now; else higher for more urgent (fractions break ties).
+
+        `suspect`: a decided track that may have become another person; it is checked soon (a sign stays until
+        the track's next embedding).
+        """
+        suspect = suspect or track_id in self._suspect
         if not self.trusted(quality):
             return 0.0
         state = self._tracks.get(track_id)
@@ -47,22 +55,26 @@ class EmbeddingScheduler:
         clearly_better = quality.view >= max(state.view * self.config.improvement, state.view + 0.1)
         if clearly_better and since >= self.config.improvement_gap:
             return IMPROVED + min(since / interval, 1.0) / 10
+        if decided and suspect and since >= self.config.change_check_gap:
+            return CHECK + min(since / interval, 1.0) / 10
         if since >= interval:
             return (RECHECK if decided else UNDECIDED) + min(since / interval / 10, 0.099)
         return 0.0
 
     def select(self, track_ids: list[int], qualities: list[FaceQuality], pts: float,
-               decided: set[int]) -> list[int]:
+               decided: set[int], suspect: set[int] | None = None) -> list[int]:
         """Positions (into `track_ids`) of the faces due for an embedding, most needed first.
 
         The caller aligns them in this order, drops the blurred ones (`too_blurred`) and stops at the budget.
         """
+        self._suspect |= (suspect or set()) & decided
         scored = [(self.priority(t, q, pts, t in decided), i)
                   for i, (t, q) in enumerate(zip(track_ids, qualities, strict=True))]
         return [i for _, i in sorted((item for item in scored if item[0] > 0), reverse=True)]
 
     def embedded(self, track_id: int, quality: FaceQuality, pts: float) -> None:
         self._tracks[track_id] = _TrackSchedule(pts, quality.view)
+        self._suspect.discard(track_id)
 
     def too_blurred(self, track_id: int, pts: float) -> None:
         """The face was due but its crop is too blurred: look again after an interval, not every frame."""
@@ -71,3 +83,4 @@ class EmbeddingScheduler:
 
     def forget(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
+        self._suspect.discard(track_id)

@@ -132,6 +132,29 @@ def test_an_anonymous_id_shown_on_two_people_is_reported() -> None:
     assert report.anonymous_ids_shared == {"unknown-1": ["stranger-1", "stranger-2"]}
 
 
+def test_an_identity_one_track_carries_on_to_another_person_is_counted() -> None:
+    """Track 1 shows unknown-1 on stranger-1 (frames 0–3), then the person under its box changes and the track
+    keeps unknown-1 on stranger-2 for two frames (4–5) before the identity stage clears it; track 2 holds obama
+    throughout; track 3 shows obama on obama (6–7) after a new track for him: no carry there."""
+    box, other = (0.0, 0.0, 10.0, 10.0), (50.0, 0.0, 60.0, 10.0)
+    truth, faces = {}, {}
+    for i in range(8):
+        truth[i] = [TruthFace(box, "stranger-1" if i < 4 else "stranger-2"), TruthFace(other, "obama")]
+        under = PredictedFace(box, 1, "unknown-1" if i < 6 else None, False)
+        faces[i] = [under, PredictedFace(other, 2 if i < 6 else 3, "obama", True)]
+    report, _ = evaluate(truth, Events(faces, {i: i / 30 for i in range(8)}))
+    (carried,) = report.carried
+    assert (carried.track_id, carried.identity, carried.people) == (1, "unknown-1", ["stranger-1", "stranger-2"])
+    assert (carried.frame, carried.frames) == (4, 2)
+    assert report.to_dict()["identity_carried"] == 1
+    assert report.switches == []  # the shown identity never changed: switches do not see a carry
+    # The same faces with the track ended at the change (a fresh track from frame 4): nothing carried.
+    for i in range(4, 8):
+        faces[i][0] = PredictedFace(box, 4, "unknown-2", False)
+    fixed, _ = evaluate(truth, Events(faces, {i: i / 30 for i in range(8)}))
+    assert fixed.carried == [] and fixed.to_dict()["identity_carried"] == 0
+
+
 def test_tracking_scores_come_from_trackers_eval() -> None:
     a, b = (0.0, 0.0, 10.0, 10.0), (50.0, 0.0, 60.0, 10.0)
     truth = {i: [TruthFace(a, "p"), TruthFace(b, "q")] for i in range(6)}
@@ -203,10 +226,12 @@ def test_eval_command_json_tables_and_plot(tmp_path: Path, scene_files: tuple[Pa
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["false_names"]["total"] == 6 and report["identity_switches"] == 4
+    assert report["identity_carried"] == 0
     assert (tmp_path / "p.png").stat().st_size > 1000
     tables = run_cli("eval", events, "--truth", truth)
     assert tables.returncode == 0, tables.stderr
-    for text in ("gallery people", "false names", "strangers", "IDF1", "HOTA", "alice"):
+    for text in ("gallery people", "false names", "identity carried to another person: 0", "strangers", "IDF1",
+                 "HOTA", "alice"):
         assert text in tables.stdout
 
 

@@ -66,3 +66,18 @@ def test_forgotten_tracks_start_over() -> None:
     embed_all(scheduler, [1], [GOOD], 0.0)
     scheduler.forget(1)
     assert scheduler.select([1], [GOOD], 0.01, set()) == [0]
+
+
+def test_a_decided_face_that_changed_is_looked_at_soon_and_once() -> None:
+    config = EmbeddingConfig()
+    scheduler = EmbeddingScheduler(config)
+    embed_all(scheduler, [1, 2], [GOOD, GOOD], 0.0, decided={1, 2})
+    # Both decided, not due for seconds; track 1's face changed at once (a frame before the gap is over).
+    assert scheduler.select([1, 2], [GOOD, GOOD], 0.05, {1, 2}, suspect={1}) == []
+    # The sign is kept: once the gap is over it is looked at, though no sign comes in that frame.
+    assert scheduler.select([1, 2], [GOOD, GOOD], config.change_check_gap, {1, 2}) == [0]
+    scheduler.embedded(1, GOOD, config.change_check_gap)
+    assert scheduler.select([1, 2], [GOOD, GOOD], 2 * config.change_check_gap + 0.01, {1, 2}) == []
+    # An undecided track is embedded on its own interval; a sign of change does not add to it.
+    embed_all(scheduler, [3], [GOOD], 0.0)
+    assert scheduler.select([3], [GOOD], config.undecided_interval / 2, set(), suspect={3}) == []
