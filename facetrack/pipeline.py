@@ -115,6 +115,7 @@ class Pipeline:
             namer = self._stranger_id if self.memory is not None else None
             self.identity = IdentityManager(config.identity, thresholds, self.gallery, name_stranger=namer)
             self.scheduler = EmbeddingScheduler(config.embedding)
+        self._memory_version = self.memory.version if self.memory is not None else 0
 
     def process(self, frame: Frame) -> FrameResult:
         result = self.detect_track(frame)
@@ -172,6 +173,10 @@ class Pipeline:
         """Feed the new embeddings to the identity stage and label the frame's faces."""
         if self.identity is None or self.scheduler is None:
             return
+        if self.memory is not None and self.memory.version != self._memory_version:
+            # A shared store changed (a naming, a merge, a forget elsewhere): take its people as they are now.
+            self._memory_version = self.memory.version
+            self.identity.gallery = self.memory.gallery()
         with self.times.measure("identify"):
             detections, frame = result.detections, result.frame
             track_ids = [int(t) for t in detections.tracker_id]
@@ -232,6 +237,7 @@ def identity_wanted(config: FacetrackConfig) -> bool:
 
 def join_people(gallery: Gallery | None, memory: IdentityMemory) -> Gallery | None:
     """The gallery with the store's named people added (they are named with the stricter bank threshold)."""
+    memory.base_gallery = gallery
     people = memory.people()
     if people is None:
         return gallery

@@ -22,9 +22,8 @@ import numpy as np
 from facetrack.config import FacetrackConfig, RecognizerThresholds, StoreConfig
 from facetrack.embed import FaceEmbedder
 from facetrack.gallery import Gallery
-from facetrack.store import Recognizer, Sighting, Store, is_stranger
+from facetrack.store import Recognizer, Sighting, Store, is_stranger, open_store
 from facetrack.store.bank import StrangerBank
-from facetrack.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,34 @@ class IdentityMemory:
         self.minted = 0
         self.matched = 0
         self.written = 0
+        # A shared store (PostgreSQL) announces changes: the bank and the store's named people are reloaded
+        # from a listener thread, and `version` tells the pipelines to take the new gallery.
+        self.version = 0
+        self.base_gallery: Gallery | None = None
+        self._named: list[tuple[str, np.ndarray]] | None = None
         self._refresh()
+        subscribe = getattr(store, "subscribe", None)
+        if subscribe is not None:
+            subscribe(self.reload)
+
+    def reload(self) -> None:
+        """Everything from the store again: the bank and the named people (another worker or a command changed
+        them)."""
+        with self._lock:
+            templates = self.store.templates()
+            self.bank.load([(label, v) for label, named, v in templates if not named])
+            for label, mean in self._provisional.items():
+                self.bank.add(label, mean)
+            self._named = [(label, v) for label, named, v in templates if named]
+            self.version += 1
+        log.info("store changed: %d templates reloaded", len(templates))
+
+    def gallery(self) -> Gallery | None:
+        """The run's gallery joined with the store's named people as they are now."""
+        people = self.people()
+        if people is None:
+            return self.base_gallery
+        return people if self.base_gallery is None else self.base_gallery.joined(people)
 
     def _refresh(self) -> None:
         """Reload the bank when the store changed (another process minted or banked meanwhile)."""
@@ -62,7 +88,8 @@ class IdentityMemory:
 
     def people(self) -> Gallery | None:
         """The store's named people as a gallery, each held to the bank threshold (their templates are video)."""
-        named = [(label, v) for label, is_named, v in self.store.templates() if is_named]
+        named = self._named if self._named is not None else [
+            (label, v) for label, is_named, v in self.store.templates() if is_named]
         if not named:
             return None
         names = sorted({label for label, _ in named})
@@ -74,6 +101,17 @@ class IdentityMemory:
     def stranger_label(self, mean: np.ndarray, looks: int) -> str:
         """The persistent ID of a track just decided unknown: a remembered stranger it matches, or a new one."""
         with self._lock:
+            decide = getattr(self.store, "match_or_mint", None)
+            if decide is not None:  # a shared store decides under its lock, against every worker's strangers
+                label, match, minted = decide(mean, self.bank)
+                if minted:
+                    self.minted += 1
+                    log.info("new stranger %s (closest remembered: %.2f, %d looks)", label, match.similarity, looks)
+                else:
+                    self.matched += 1
+                    log.info("stranger matches %s (similarity %.2f, next %.2f, %d looks)", label, match.similarity,
+                             match.runner_up, looks)
+                return label
             self._refresh()
             match = self.bank.match(mean)
             if match.label is not None:
@@ -106,8 +144,7 @@ def open_memory(config: FacetrackConfig, embedder: FaceEmbedder, path: Path | No
     where = path or config.store.path
     if where is None:
         raise ValueError("no store path: pass one or set store.path")
-    store = SqliteStore(Path(where).expanduser(), max_templates=config.store.max_templates,
-                        diversity=config.store.template_diversity)
+    store = open_store(where, max_templates=config.store.max_templates, diversity=config.store.template_diversity)
     recognizer = Recognizer(embedder.fingerprint, embedder.name, str(embedder.model_path.resolve()), embedder.dim)
     try:
         return IdentityMemory(store, config.store, config.identity.thresholds_for(embedder.name), recognizer)
