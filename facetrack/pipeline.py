@@ -173,14 +173,15 @@ class Pipeline:
         """Feed the new embeddings to the identity stage and label the frame's faces."""
         if self.identity is None or self.scheduler is None:
             return
-        if self.memory is not None and self.memory.version != self._memory_version:
-            # A shared store changed (a naming, a merge, a forget elsewhere): take its people as they are now.
-            self._memory_version = self.memory.version
-            self.identity.gallery = self.memory.gallery()
         with self.times.measure("identify"):
             detections, frame = result.detections, result.frame
             track_ids = [int(t) for t in detections.tracker_id]
             self.identity.begin_frame(frame.index, frame.pts, track_ids)
+            if self.memory is not None and self.memory.version != self._memory_version:
+                # A shared store changed (a naming, a merge, a forget elsewhere): its people as they are now.
+                self._memory_version = self.memory.version
+                self.identity.gallery = self.memory.gallery()
+                result.identity_events += self.identity.renamed(self.memory.renamed)
             if self.sightings is not None:
                 self.sightings.seen(track_ids, frame.pts, frame.arrival)
             if plan is not None and vectors is not None:

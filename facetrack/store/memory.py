@@ -54,6 +54,7 @@ class IdentityMemory:
         self.version = 0
         self.base_gallery: Gallery | None = None
         self._named: list[tuple[str, np.ndarray]] | None = None
+        self.renamed: dict[str, str] = {}  # former stranger labels → the label they answer to now
         self._refresh()
         subscribe = getattr(store, "subscribe", None)
         if subscribe is not None:
@@ -68,6 +69,8 @@ class IdentityMemory:
             for label, mean in self._provisional.items():
                 self.bank.add(label, mean)
             self._named = [(label, v) for label, named, v in templates if named]
+            aliases = getattr(self.store, "aliases", None)
+            self.renamed = aliases() if aliases is not None else {}
             self.version += 1
         log.info("store changed: %d templates reloaded", len(templates))
 

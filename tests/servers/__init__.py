@@ -124,7 +124,9 @@ def rtsp_server(video: Path) -> Iterator[RtspServer]:
     try:
         yield server
     finally:
-        server.stop()
+        server.stop("immediate")  # a scratch cluster: nothing to keep
+        if server._scratch is not None:
+            shutil.rmtree(server._scratch, ignore_errors=True)
 
 
 def mosquitto_path() -> str | None:
@@ -239,17 +241,21 @@ class PostgresServer:
     def __init__(self, root: Path, port: int | None = None) -> None:
         if not (PG_BIN / "initdb").exists():
             unavailable(f"no PostgreSQL server: {PG_BIN}/initdb is missing (Debian package postgresql)")
-        self.root = root
-        self.data = root / "data"
         self.port = port or free_port()
         self._as: list[str] = []
+        self._scratch: Path | None = None
         if os.geteuid() == 0:
             owner = next((u for u in ("postgres", "nobody") if _user_exists(u)), None)
             if owner is None:
                 pytest.fail("the tests run as root and neither a postgres nor a nobody user exists to run the server")
+            # pytest's folders are root's only: the server's user gets a scratch folder of its own.
+            import tempfile
+
+            root = self._scratch = Path(tempfile.mkdtemp(prefix="facetrack-pg-"))
             shutil.chown(root, owner)
-            root.chmod(0o700)
             self._as = ["runuser", "-u", owner, "--"]
+        self.root = root
+        self.data = root / "data"
         pwfile = root / "pw"
         pwfile.write_text(self.password + "\n")
         if self._as:
@@ -274,9 +280,9 @@ class PostgresServer:
                    "-t", "30", "start"], timeout=40)
         return self
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
         if (self.data / "postmaster.pid").exists():
-            self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop"],
+            self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop"],
                       timeout=40)
 
     def create_database(self, name: str) -> str:
@@ -308,4 +314,6 @@ def postgres(tmp_path: Path) -> Iterator[PostgresServer]:
             env.setenv("PGPASSWORD", server.password)
             yield server
     finally:
-        server.stop()
+        server.stop("immediate")  # a scratch cluster: nothing to keep
+        if server._scratch is not None:
+            shutil.rmtree(server._scratch, ignore_errors=True)
