@@ -42,9 +42,9 @@ class RecordingMemory(IdentityMemory):
         self.calls.append(("label", (mean.copy(), looks, label)))
         return label
 
-    def record(self, sighting: Sighting) -> str | None:
-        self.calls.append(("record", sighting))
-        return super().record(sighting)
+    def record(self, sighting: Sighting, template: bool = True) -> str | None:
+        self.calls.append(("record", (sighting, template)))
+        return super().record(sighting, template)
 
 
 def record_clips(config: FacetrackConfig, clips: list[Path], scratch: Path
@@ -88,9 +88,9 @@ def replay(config: FacetrackConfig, calls: dict[str, list[tuple[str, object]]], 
                 mean, looks, old = payload  # type: ignore[misc]
                 labels[old] = memory.stranger_label(mean, looks)
             else:
-                sighting: Sighting = payload  # type: ignore[assignment]
+                sighting, template = payload  # type: ignore[misc]
                 label = labels.get(sighting.identity, sighting.identity)
-                memory.record(replace(sighting, identity=label, id=None))
+                memory.record(replace(sighting, identity=label, id=None), template)
                 filed.setdefault(label, set()).add(PEOPLE[clip])
     memory.close()
     return filed

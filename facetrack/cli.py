@@ -269,8 +269,9 @@ def watch(
             publisher.close(timeout=0.5)
         raise
     labels = ", ".join(f"{c.name} ({r.source})" for c, r in zip(cameras, runner.report().cameras, strict=True))
+    remembers = f"; identity memory {runner.memory.store.location}" if runner.memory is not None else ""
     console.print(f"[bold]watching[/] {labels}" + (f" for {duration:g} s" if duration else "")
-                  + " — Ctrl-C stops", highlight=False)
+                  + remembers + " — Ctrl-C stops", highlight=False)
     stats_file = open(stats, "a", encoding="utf-8") if stats is not None else None  # noqa: SIM115
 
     def on_stats(report: StatsReport) -> None:
@@ -289,6 +290,10 @@ def watch(
             stats_file.close()
     console.print(render_report(summary.report, title="facetrack watch: final"), highlight=False)
     written = ", ".join(str(p) for p in [*([events] if events not in (None, "-") else []), *summary.recordings])
+    if runner.memory is not None:
+        memory = runner.memory
+        console.print(f"store {memory.store.location}: {memory.written} sightings written, {memory.matched} "
+                      f"strangers recognised, {memory.minted} new", highlight=False)
     console.print(f"[bold green]done[/] ({summary.stop_reason}): {summary.frames} frames in {summary.seconds:.1f} s"
                   + (f" → {written}" if written else ""), highlight=False)
     if summary.errors:

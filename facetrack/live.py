@@ -219,7 +219,8 @@ class LiveRunner:
             self._close_outputs_early()
             raise
         self.identity_stage = self.embedder is not None
-        self.router = AlertRouter(self.publishers, identity_stage=self.identity_stage)
+        self.router = AlertRouter(self.publishers, identity_stage=self.identity_stage,
+                                  history=self.memory.history if self.memory is not None else None)
         size = config.live.queue_size
         self._q_identify: queue.Queue[Any] = queue.Queue(maxsize=size)
         self._q_events: queue.Queue[Any] = queue.Queue(maxsize=size)

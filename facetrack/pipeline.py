@@ -79,7 +79,8 @@ class Pipeline:
 
     `process` runs every stage; the live runner calls the stages separately (`detect_track`, `plan`, the
     shared embedder, `apply`) so that stages run in their own threads and crops of several cameras share one
-    embedding call.
+    embedding call. With an identity memory (`memory`, or `store.path` in the config) strangers get persistent
+    IDs and every ended track's sighting is written (`camera` names them); `close()` releases what it opened.
     """
 
     def __init__(self, config: FacetrackConfig, detector: FaceDetector | None = None, frame_rate: float = 30.0,
@@ -208,16 +209,24 @@ class Pipeline:
         if self.identity is None or self.scheduler is None:
             return
         for track_id in track_ids:
-            if self.sightings is not None and self.memory is not None:
-                track = self.identity.tracks.get(track_id)
-                decided = track is not None and track.decided and track.evidence is not None
-                sighting = self.sightings.close(track_id, track.label, track.mean, track.observations,
-                                                self.memory.run_id) if decided and track else (
-                    self.sightings.close(track_id, None, None, 0, self.memory.run_id))
-                if sighting is not None:
-                    self.memory.record(sighting)
+            if self.sightings is not None:
+                self._write_sighting(track_id)
             self.identity.end(track_id, pts)
             self.scheduler.forget(track_id)
+
+    def _write_sighting(self, track_id: int) -> None:
+        """An ended track's sighting goes to the identity memory, under the last identity it was given (a track
+        torn between two at its end keeps that one, but its mixed evidence joins no stranger's templates)."""
+        assert self.sightings is not None and self.memory is not None and self.identity is not None
+        track = self.identity.tracks.get(track_id)
+        if track is None or track.label is None or track.evidence is None:
+            self.sightings.close(track_id, None, None, 0, self.memory.run_id)
+            return
+        sighting = self.sightings.close(track_id, track.label, track.mean, track.observations, self.memory.run_id)
+        if sighting is not None:
+            self.memory.record(sighting, template=track.state == "unknown")
+        if track.anonymous is not None and track.anonymous != track.label:
+            self.memory.discard(track.anonymous)  # minted, then the track turned out to be someone known
 
     def _stranger_id(self, track: TrackIdentity) -> str:
         """A track decided unknown gets its persistent ID from the identity memory."""

@@ -16,6 +16,15 @@ import pytest
 ASSETS_ENV = "FACETRACK_TEST_ASSETS"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_home(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """What defaults to $FACETRACK_HOME (watch's identity memory, the gallery cache) goes to a scratch folder of
+    the session, never into the user's home, and no run meets the strangers of an earlier one."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FACETRACK_HOME", str(tmp_path_factory.mktemp("facetrack_home")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def assets() -> Path:
     root = os.environ.get(ASSETS_ENV)

@@ -10,12 +10,14 @@ import shutil
 import stat
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from facetrack.store.sqlite import SqliteStore
 from tests.conftest import run_cli
+from tests.servers import WebhookReceiver, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +74,20 @@ def test_name_seen_merge_and_a_watch_that_names_them(store: Path, asl: Path, mod
     seen = json.loads(run_cli("seen", "alice", "--store", store, "--json", "--export", tmp_path / "crops").stdout)
     assert seen["identity"] == "alice" and len(seen["sightings"]) == 2
     assert all(Path(s["crop"]).read_bytes()[:2] == b"\xff\xd8" for s in seen["sightings"])  # JPEG crops
-    # A later run (live runner, a camera named door) names the same person alice.
-    result = run_cli("watch", f"door={asl / 'help.mkv'}", "--store", store, "--events", tmp_path / "e.jsonl",
-                     *models, timeout=180)
-    assert result.returncode == 0, result.stderr
+    # A later run (live runner, a camera named door) names the same person alice; its alert says since when
+    # and how often they have been seen.
+    receiver = WebhookReceiver()
+    try:
+        result = run_cli("watch", f"door={asl / 'help.mkv'}", "--store", store, "--events", tmp_path / "e.jsonl",
+                         "--webhook", receiver.url, *models, timeout=180)
+        assert result.returncode == 0, result.stderr
+        assert wait_until(lambda: any(p["topic"] == "left" for p in receiver.posts), timeout=10)
+    finally:
+        receiver.close()
+    alert = next(p for p in receiver.posts if p["topic"] == "identity")
+    assert alert["identity"] == "alice" and alert["times_seen"] == 3
+    first = datetime.fromisoformat(seen["sightings"][0]["started"])
+    assert abs((datetime.fromisoformat(alert["first_seen"]) - first).total_seconds()) < 1.0
     decisions = [e for e in map(json.loads, (tmp_path / "e.jsonl").read_text().splitlines())
                  if e["type"] == "identity"]
     assert decisions[-1]["identity"] == "alice" and decisions[-1]["state"] == "known"
@@ -134,3 +146,106 @@ def test_bad_names_and_stores_are_one_line_errors(store: Path, tmp_path: Path, a
         assert result.returncode == 2, (args, result.stdout)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:"), (args, result.stderr)
+
+
+WRITER = """
+import sys, time
+import numpy as np
+from facetrack.store import Sighting
+from facetrack.store.sqlite import SqliteStore
+store = SqliteStore(sys.argv[1])
+rng = np.random.default_rng(int(sys.argv[2]))
+for i in range(40):
+    label = store.mint_stranger()
+    vector = rng.standard_normal(128).astype(np.float32)
+    now = time.time()
+    store.record(Sighting(label, f"cam{sys.argv[2]}", "run", i, now, now, 0.0, 1.0, 3, vector / np.linalg.norm(vector),
+                          b"jpeg"), template=True)
+store.close()
+"""
+
+
+def test_two_writers_at_once_lose_nothing_and_share_no_number(tmp_path: Path) -> None:
+    path = tmp_path / "S.db"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(seed)], stderr=subprocess.PIPE,
+                                text=True) for seed in (1, 2)]
+    try:
+        for writer in writers:
+            _, err = writer.communicate(timeout=60)
+            assert writer.returncode == 0, err
+    finally:
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
+                writer.wait()
+    everyone = people(path)
+    assert sorted(everyone) == sorted(f"unknown-{n}" for n in range(1, 81))  # 80 numbers, each given once
+    assert all(p["sightings"] == 1 and p["templates"] == 1 for p in everyone.values())
+    assert {c for p in everyone.values() for c in p["cameras"]} == {"cam1", "cam2"}
+
+
+def test_a_store_from_a_newer_facetrack_or_a_gallery_file_is_refused(store: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    newer = tmp_path / "newer.db"
+    shutil.copy(store, newer)
+    with sqlite3.connect(newer) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    conn.close()
+    result = run_cli("people", "--store", newer)
+    assert result.returncode == 2 and "newer facetrack" in result.stderr
+    gallery = tmp_path / "people.db"
+    with sqlite3.connect(gallery) as conn:
+        conn.execute("CREATE TABLE templates (id INTEGER PRIMARY KEY, embedding BLOB)")
+    conn.close()
+    result = run_cli("people", "--store", gallery)
+    assert result.returncode == 2 and "pass it to --gallery" in result.stderr
+
+
+def test_a_run_holding_an_old_label_files_under_the_new_one_and_the_forgotten_stay_forgotten(tmp_path: Path) -> None:
+    """What a `watch` still running writes after `unknowns name`, `merge` or `forget` in another process."""
+    import time
+
+    import numpy as np
+
+    from facetrack.store import Sighting
+
+    running = SqliteStore(tmp_path / "S.db")  # the long run, which minted its strangers earlier
+    first, second, third = (running.mint_stranger() for _ in range(3))
+    editor = SqliteStore(tmp_path / "S.db")  # the user, meanwhile
+    editor.name(first, "alice")
+    editor.merge("alice", second)
+    editor.forget(third)
+    now = time.time()
+    vector = np.ones(128, np.float32) / np.sqrt(128)
+
+    def sighting(label: str) -> Sighting:
+        return Sighting(label, "door", "run", 1, now, now + 2, 0.0, 2.0, 3, vector, b"jpeg")
+
+    assert running.record(sighting(first), template=True) == "alice"
+    assert running.record(sighting(second), template=True) == "alice"
+    assert running.record(sighting(third), template=True) is None  # nothing of them is written back
+    assert len(editor.sightings("alice")) == 2 and third not in {p.label for p in editor.people()}
+    assert running.mint_stranger() == "unknown-4"  # a forgotten number is never given again
+    running.close()
+    editor.close()
+
+
+def test_store_people_join_the_photo_gallery_held_to_their_own_bar() -> None:
+    """A person named from video (the store) must clear the bank threshold; photo-enrolled people the gallery's."""
+    import numpy as np
+
+    from facetrack.gallery import Gallery
+
+    axes = np.eye(4, dtype=np.float32)
+    photos = Gallery(["obama", "alice"], np.array([0, 1]), axes[:2], "fp", "m")
+    store_people = Gallery(["alice", "bob"], np.array([0, 1]), axes[1:3], "fp", "m",
+                           floors=np.array([0.65, 0.65], np.float32))
+    joined = photos.joined(store_people)
+    assert joined.names == ["alice", "bob", "obama"]
+    halfway_to_bob = (axes[2] + axes[3]) / np.linalg.norm(axes[2] + axes[3])  # similarity 0.71 to bob
+    assert joined.match(halfway_to_bob).name == "bob"
+    weak_bob = np.array([0.0, 0.0, 0.5, 0.866], np.float32)  # 0.5 to bob: a gallery match, not a bank one
+    assert joined.match(weak_bob).name is None
+    weak_alice = np.array([0.0, 0.5, 0.0, 0.866], np.float32)  # alice is also photo-enrolled: her bar is the gallery's
+    assert joined.match(weak_alice).name == "alice"

@@ -6,12 +6,15 @@ Topics, under `<prefix>/<camera>/`:
                                                                 identity stage, every new track)
   left      a person left the view (the track ended)           (track_end, with the track's last identity)
   status    the camera's state and rates, retained             (online / reconnecting / offline)
-Frame events are not alerts: they stay in the events file.
+Frame events are not alerts: they stay in the events file. With an identity memory (`--store`), identity and
+unknown alerts also carry `first_seen` (ISO time of the person's first sighting, or now) and `times_seen` (their
+sightings so far, this one included): a stranger's `unknown-N` is then the same on every camera and every run.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -48,8 +51,10 @@ def now_iso() -> str:
 class AlertRouter:
     """Turns per-camera events into alerts and hands them to every publisher."""
 
-    def __init__(self, publishers: list[Publisher], identity_stage: bool = False) -> None:
+    def __init__(self, publishers: list[Publisher], identity_stage: bool = False,
+                 history: Callable[[str], dict[str, Any]] | None = None) -> None:
         self.publishers = publishers
+        self.history = history  # identity → {"first_seen", "times_seen"} from the identity memory
         # With an identity stage, "unknown" comes from its decision; without one, every new face is unknown.
         self.identity_stage = identity_stage
         self._names: dict[tuple[str, int], tuple[str | None, bool]] = {}  # (camera, track) → (identity, known)
@@ -62,7 +67,8 @@ class AlertRouter:
             known = decided == "known"
             self._names[(camera, int(event["track_id"]))] = (event.get("identity"), known)
             if decided is not None:  # a track going back to undecided, or torn between two, is no news yet
-                self._send(camera, "identity" if known else "unknown", event)
+                extra = self.history(str(event["identity"])) if self.history is not None else {}
+                self._send(camera, "identity" if known else "unknown", {**event, **extra})
         elif kind == "track_start" and not self.identity_stage:
             self._send(camera, "unknown", event)
         elif kind == "track_end":

@@ -88,6 +88,11 @@ class Store(Protocol):
         """A new `unknown-N`, from a counter that never gives a number twice."""
         ...
 
+    def discard_stranger(self, label: str) -> None:
+        """Delete a stranger who has neither sightings nor templates (an ID minted for a track that then turned
+        out to be someone else); the number is not given again."""
+        ...
+
     def record(self, sighting: Sighting, template: bool) -> str | None:
         """Write a sighting; with `template`, its mean may become one of the person's templates. Returns the label
         it was filed under (another one when the stranger was named or merged meanwhile), None when the person was
@@ -95,6 +100,10 @@ class Store(Protocol):
         ...
 
     def people(self) -> list[PersonSummary]: ...
+
+    def person(self, label: str) -> PersonSummary | None:
+        """One person by label or former label (a stranger since named or merged)."""
+        ...
 
     def sightings(self, label: str, since: float | None = None, camera: str | None = None) -> list[Sighting]: ...
 

@@ -13,7 +13,9 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -45,6 +47,7 @@ class IdentityMemory:
         self.run_id = run_id or new_run_id()
         self.bank = StrangerBank(thresholds.bank_threshold, thresholds.bank_margin)
         self._provisional: dict[str, np.ndarray] = {}  # minted here, track still open: not yet in the store
+        self._handed: Counter[str] = Counter()  # how many tracks of this run were given each ID
         self._lock = threading.Lock()
         self.minted = 0
         self.matched = 0
@@ -83,8 +86,12 @@ class IdentityMemory:
 
     def _refresh(self) -> None:
         """Reload the bank when the store changed (another process minted or banked meanwhile)."""
-        if not self.store.changed():
-            return
+        if self.store.changed():
+            self._reload()
+
+    def _reload(self) -> None:
+        """The bank: the store's strangers' templates, and the decision means of strangers minted here whose
+        tracks are still open."""
         self.bank.load([(label, v) for label, named, v in self.store.templates() if not named])
         for label, mean in self._provisional.items():
             self.bank.add(label, mean)
@@ -119,24 +126,43 @@ class IdentityMemory:
             match = self.bank.match(mean)
             if match.label is not None:
                 self.matched += 1
+                self._handed[match.label] += 1
                 log.info("stranger matches %s (similarity %.2f, next %.2f, %d looks)", match.label, match.similarity,
                          match.runner_up, looks)
                 return match.label
             label = self.store.mint_stranger()
             self.minted += 1
             self._provisional[label] = mean.copy()
+            self._handed[label] += 1
             self.bank.add(label, mean)
             log.info("new stranger %s (closest remembered: %.2f, %d looks)", label, match.similarity, looks)
             return label
 
-    def record(self, sighting: Sighting) -> str | None:
-        """Write a sighting as its track ends; returns the label it was filed under (None: forgotten meanwhile)."""
-        bank = is_stranger(sighting.identity) and sighting.looks >= self.config.min_looks
+    def record(self, sighting: Sighting, template: bool = True) -> str | None:
+        """Write a sighting as its track ends; returns the label it was filed under (None: forgotten meanwhile).
+        A stranger's mean becomes a template when `template` and it rests on `store.min_looks` looks."""
+        bank = template and is_stranger(sighting.identity) and sighting.looks >= self.config.min_looks
         with self._lock:
             filed = self.store.record(sighting, template=bank)
-            self._provisional.pop(sighting.identity, None)
             self.written += 1
+            if self._provisional.pop(sighting.identity, None) is not None or bank:
+                self._reload()  # the stranger's final template replaces the decision mean
         return filed
+
+    def discard(self, label: str) -> None:
+        """A stranger minted by this run whose only track ended as someone else leaves no empty ID behind."""
+        with self._lock:
+            if label in self._provisional and self._handed[label] == 1:
+                del self._provisional[label]
+                self.store.discard_stranger(label)
+                self._reload()
+
+    def history(self, label: str) -> dict[str, object]:
+        """For alerts: when this person was first seen and how often, counting the sighting now under way."""
+        person = self.store.person(label)
+        first = person.first_seen if person is not None and person.first_seen is not None else time.time()
+        return {"first_seen": datetime.fromtimestamp(first, timezone.utc).isoformat(timespec="seconds"),
+                "times_seen": (person.sightings if person is not None else 0) + 1}
 
     def close(self) -> None:
         self.store.close()

@@ -158,6 +158,12 @@ class SqliteStore:
             conn.execute("INSERT INTO people (label, named, created) VALUES (?, 0, ?)", (label, time.time()))
         return label
 
+    def discard_stranger(self, label: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM people WHERE label = ? AND named = 0 AND NOT EXISTS (SELECT 1 FROM sightings s "
+                         "WHERE s.person_id = people.id) AND NOT EXISTS (SELECT 1 FROM templates t WHERE "
+                         "t.person_id = people.id)", (label,))
+
     def record(self, sighting: Sighting, template: bool) -> str | None:
         with self._write() as conn:
             found = self._resolve(conn, sighting.identity)
@@ -194,10 +200,22 @@ class SqliteStore:
     # --- questions --------------------------------------------------------------------------------------------
 
     def people(self) -> list[PersonSummary]:
+        return self._summaries("")
+
+    def person(self, label: str) -> PersonSummary | None:
+        with self._lock:
+            found = self._resolve(self._conn, label)
+        if found is None:
+            return None
+        summaries = self._summaries("WHERE p.id = ?", (found[0],))
+        return summaries[0] if summaries else None
+
+    def _summaries(self, where: str, args: tuple[object, ...] = ()) -> list[PersonSummary]:
         rows = self._query(
             "SELECT p.label, p.named, COUNT(s.id), MIN(s.started), MAX(s.ended), GROUP_CONCAT(DISTINCT s.camera), "
             "(SELECT COUNT(*) FROM templates t WHERE t.person_id = p.id) "
-            "FROM people p LEFT JOIN sightings s ON s.person_id = p.id GROUP BY p.id ORDER BY p.named DESC, p.id")
+            f"FROM people p LEFT JOIN sightings s ON s.person_id = p.id {where} GROUP BY p.id "
+            "ORDER BY p.named DESC, p.id", args)
         return [PersonSummary(label, bool(named), count, templates, first, last,
                               sorted(cameras.split(",")) if cameras else [])
                 for label, named, count, first, last, cameras, templates in rows]
