@@ -94,6 +94,11 @@ def test_strangers_sightings_names_merges_and_forgetting(make_store: Callable[[]
     # A run still holding the old label writes to the named person.
     assert store.record(_sighting(a, _unit(1), camera="hall"), template=False) == "alice"
     assert store.merge("alice", b) == 1
+    alice = store.person(b)  # a former label finds the person it went into
+    assert alice is not None and alice.label == "alice" and alice.sightings == 3
+    ghost = store.mint_stranger()  # minted for a track that turned out to be someone known: no empty ID stays
+    store.discard_stranger(ghost)
+    assert store.person(ghost) is None
     everyone = {p.label: p for p in store.people()}
     assert set(everyone) == {"alice"} and everyone["alice"].sightings == 3
     assert everyone["alice"].named and everyone["alice"].cameras == ["door", "hall"]

@@ -60,6 +60,7 @@ class IdentityMemory:
         self.renamed: dict[str, str] = {}  # former stranger labels → the label they answer to now
         self._refresh()
         subscribe = getattr(store, "subscribe", None)
+        self._shared = subscribe is not None  # its listener reloads after every change, ours included
         if subscribe is not None:
             subscribe(self.reload)
 
@@ -67,10 +68,7 @@ class IdentityMemory:
         """Everything from the store again: the bank and the named people (another worker or a command changed
         them)."""
         with self._lock:
-            templates = self.store.templates()
-            self.bank.load([(label, v) for label, named, v in templates if not named])
-            for label, mean in self._provisional.items():
-                self.bank.add(label, mean)
+            templates = self._reload()
             self._named = [(label, v) for label, named, v in templates if named]
             aliases = getattr(self.store, "aliases", None)
             self.renamed = aliases() if aliases is not None else {}
@@ -89,12 +87,14 @@ class IdentityMemory:
         if self.store.changed():
             self._reload()
 
-    def _reload(self) -> None:
+    def _reload(self) -> list[tuple[str, bool, np.ndarray]]:
         """The bank: the store's strangers' templates, and the decision means of strangers minted here whose
-        tracks are still open."""
-        self.bank.load([(label, v) for label, named, v in self.store.templates() if not named])
+        tracks are still open. Returns every template read."""
+        templates = self.store.templates()
+        self.bank.load([(label, v) for label, named, v in templates if not named])
         for label, mean in self._provisional.items():
             self.bank.add(label, mean)
+        return templates
 
     def people(self) -> Gallery | None:
         """The store's named people as a gallery, each held to the bank threshold (their templates are video)."""
@@ -114,8 +114,10 @@ class IdentityMemory:
             decide = getattr(self.store, "match_or_mint", None)
             if decide is not None:  # a shared store decides under its lock, against every worker's strangers
                 label, match, minted = decide(mean, self.bank)
+                self._handed[label] += 1
                 if minted:
                     self.minted += 1
+                    self._provisional[label] = mean.copy()
                     log.info("new stranger %s (closest remembered: %.2f, %d looks)", label, match.similarity, looks)
                 else:
                     self.matched += 1
@@ -145,7 +147,7 @@ class IdentityMemory:
         with self._lock:
             filed = self.store.record(sighting, template=bank)
             self.written += 1
-            if self._provisional.pop(sighting.identity, None) is not None or bank:
+            if (self._provisional.pop(sighting.identity, None) is not None or bank) and not self._shared:
                 self._reload()  # the stranger's final template replaces the decision mean
         return filed
 
@@ -155,7 +157,8 @@ class IdentityMemory:
             if label in self._provisional and self._handed[label] == 1:
                 del self._provisional[label]
                 self.store.discard_stranger(label)
-                self._reload()
+                if not self._shared:
+                    self._reload()
 
     def history(self, label: str) -> dict[str, object]:
         """For alerts: when this person was first seen and how often, counting the sighting now under way."""

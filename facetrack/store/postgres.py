@@ -304,6 +304,18 @@ class PostgresStore:
             self._notify(conn, "bank")
         return label
 
+    def discard_stranger(self, label: str) -> None:
+        try:
+            with self._tx() as conn:
+                deleted = conn.execute(
+                    "DELETE FROM people WHERE label = %s AND NOT named AND NOT EXISTS (SELECT 1 FROM sightings s "
+                    "WHERE s.person_id = people.id)", (label,)).rowcount
+                if deleted:
+                    self._notify(conn, "bank")
+        except FacetrackError:
+            if self._online:
+                raise  # offline: the stranger stays, without sightings (`store purge` removes such ones)
+
     def match_or_mint(self, mean: np.ndarray, bank: StrangerBank) -> tuple[str, BankMatch, bool]:
         """The persistent ID of a track just decided unknown: under the mint lock the bank catches up with the
         templates banked since it was loaded, then the track matches a stranger or a new one is minted with
