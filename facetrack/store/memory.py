@@ -23,6 +23,7 @@ import numpy as np
 
 from facetrack.config import FacetrackConfig, RecognizerThresholds, StoreConfig
 from facetrack.embed import FaceEmbedder
+from facetrack.errors import FacetrackError
 from facetrack.gallery import Gallery
 from facetrack.store import Recognizer, Sighting, Store, is_stranger, open_store
 from facetrack.store.bank import StrangerBank
@@ -58,6 +59,7 @@ class IdentityMemory:
         self.base_gallery: Gallery | None = None
         self._named: list[tuple[str, np.ndarray]] | None = None
         self.renamed: dict[str, str] = {}  # former stranger labels → the label they answer to now
+        self._unfiled: set[str] = set()  # strangers shown while a shared store was away, never written
         self._refresh()
         subscribe = getattr(store, "subscribe", None)
         self._shared = subscribe is not None  # its listener reloads after every change, ours included
@@ -113,7 +115,13 @@ class IdentityMemory:
         with self._lock:
             decide = getattr(self.store, "match_or_mint", None)
             if decide is not None:  # a shared store decides under its lock, against every worker's strangers
-                label, match, minted = decide(mean, self.bank)
+                try:
+                    label, match, minted = decide(mean, self.bank)
+                except FacetrackError as exc:  # the database away and no number left in hand: run-local
+                    label = f"unknown-offline-{len(self._unfiled) + 1}"
+                    self._unfiled.add(label)
+                    log.warning("%s: %s is shown but not remembered", exc, label)
+                    return label
                 self._handed[label] += 1
                 if minted:
                     self.minted += 1
@@ -144,6 +152,8 @@ class IdentityMemory:
         """Write a sighting as its track ends; returns the label it was filed under (None: forgotten meanwhile).
         A stranger's mean becomes a template when `template` and it rests on `store.min_looks` looks."""
         bank = template and is_stranger(sighting.identity) and sighting.looks >= self.config.min_looks
+        if sighting.identity in self._unfiled:
+            return None
         with self._lock:
             filed = self.store.record(sighting, template=bank)
             self.written += 1
@@ -162,7 +172,10 @@ class IdentityMemory:
 
     def history(self, label: str) -> dict[str, object]:
         """For alerts: when this person was first seen and how often, counting the sighting now under way."""
-        person = self.store.person(label)
+        try:
+            person = self.store.person(label)
+        except FacetrackError:  # a shared store out of reach: counted from nothing
+            person = None
         first = person.first_seen if person is not None and person.first_seen is not None else time.time()
         return {"first_seen": datetime.fromtimestamp(first, timezone.utc).isoformat(timespec="seconds"),
                 "times_seen": (person.sightings if person is not None else 0) + 1}
