@@ -245,6 +245,9 @@ class StoreConfig(_Section):
     max_templates: int = Field(5, ge=1)  # templates kept per stranger, the most diverse ones
     template_diversity: float = Field(0.97, ge=-1.0, le=1.0)  # a new template this similar to a kept one adds nothing
     crop_quality: int = Field(85, ge=10, le=100)  # JPEG quality of the best crop kept per sighting
+    # A `possible_duplicate` event when a gallery name is decided on one camera while it is on another, or left
+    # it less than this many seconds ago (every camera of a shared store counts); 0 turns it off.
+    duplicate_window_s: float = Field(10.0, ge=0)
 
     @field_validator("path", mode="before")
     @classmethod

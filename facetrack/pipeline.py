@@ -190,7 +190,8 @@ class Pipeline:
                                                                       strict=True)):
                     track_id = track_ids[position]
                     self.scheduler.embedded(track_id, quality, frame.pts)
-                    result.identity_events += self.identity.observe(track_id, vector, quality.score)
+                    events = self.identity.observe(track_id, vector, quality.score)
+                    result.identity_events += events + self._duplicates(events)
                     if self.sightings is not None:
                         self.sightings.looked(track_id, plan.crops[row], quality.score)
                 self.embeddings += len(plan.positions)
@@ -223,10 +224,26 @@ class Pipeline:
             self.sightings.close(track_id, None, None, 0, self.memory.run_id)
             return
         sighting = self.sightings.close(track_id, track.label, track.mean, track.observations, self.memory.run_id)
+        if track.state == "known":
+            self.memory.left(track.label, self.sightings.camera)
         if sighting is not None:
             self.memory.record(sighting, template=track.state == "unknown")
         if track.anonymous is not None and track.anonymous != track.label:
             self.memory.discard(track.anonymous)  # minted, then the track turned out to be someone known
+
+    def _duplicates(self, events: list[Event]) -> list[Event]:
+        """`possible_duplicate` events: a gallery name decided here while it is on another camera (or just was)."""
+        if self.memory is None or self.sightings is None:
+            return []
+        found: list[Event] = []
+        for event in events:
+            if event.get("state") == "known" and event.get("identity"):
+                others = self.memory.arrived(str(event["identity"]), self.sightings.camera)
+                if others:
+                    found.append({"type": "possible_duplicate", "track_id": event["track_id"],
+                                  "identity": event["identity"], "cameras": others, "frame": event["frame"],
+                                  "pts": event["pts"]})
+        return found
 
     def _stranger_id(self, track: TrackIdentity) -> str:
         """A track decided unknown gets its persistent ID from the identity memory."""

@@ -161,6 +161,22 @@ def test_workers_deciding_at_the_same_moment_mint_one_id(server: PostgresServer)
             worker.close()
 
 
+def test_one_name_on_two_workers_cameras_is_a_possible_duplicate(server: PostgresServer) -> None:
+    url = server.create_database("duplicates")
+    entrance, back = _memory(url), _memory(url)
+    try:
+        assert entrance.arrived("alice", "door") == []
+        # The other worker hears of it through the database (NOTIFY), not through a file or a shared process.
+        assert wait_until(lambda: back.arrived("alice", "yard") == ["door"], 5, step=0.05)
+        assert entrance.arrived("bob", "lobby") == []  # another name: nothing
+        back.left("alice", "yard")
+        entrance.left("alice", "door")
+        assert back.arrived("alice", "dock") == ["door", "yard"]  # both left less than the window ago
+    finally:
+        entrance.close()
+        back.close()
+
+
 def test_locations_never_show_the_password(server: PostgresServer) -> None:
     url = server.create_database("secret")
     with_password = server.url("secret", password=True)

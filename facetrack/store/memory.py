@@ -60,11 +60,14 @@ class IdentityMemory:
         self._named: list[tuple[str, np.ndarray]] | None = None
         self.renamed: dict[str, str] = {}  # former stranger labels → the label they answer to now
         self._unfiled: set[str] = set()  # strangers shown while a shared store was away, never written
+        # Where each gallery name is: camera → None while on screen there, else the wall time it left.
+        self._present: dict[str, dict[str, float | None]] = {}
+        self._present_lock = threading.Lock()
         self._refresh()
         subscribe = getattr(store, "subscribe", None)
         self._shared = subscribe is not None  # its listener reloads after every change, ours included
         if subscribe is not None:
-            subscribe(self.reload)
+            subscribe(self.reload, on_presence=self._heard)
 
     def reload(self) -> None:
         """Everything from the store again: the bank and the named people (another worker or a command changed
@@ -76,6 +79,38 @@ class IdentityMemory:
             self.renamed = aliases() if aliases is not None else {}
             self.version += 1
         log.info("store changed: %d templates reloaded", len(templates))
+
+    def arrived(self, name: str, camera: str) -> list[str]:
+        """A gallery name decided on `camera`: the other cameras where it is on screen now, or that it left less
+        than `store.duplicate_window_s` ago (one person cannot be in two places: a possible duplicate)."""
+        if self.config.duplicate_window_s <= 0:
+            return []
+        now = time.time()
+        with self._present_lock:
+            seen = self._present.setdefault(name, {})
+            others = sorted(c for c, left in seen.items()
+                            if c != camera and (left is None or now - left <= self.config.duplicate_window_s))
+            seen[camera] = None
+        self._announce(name, camera, None)
+        return others
+
+    def left(self, name: str, camera: str) -> None:
+        """A gallery name's track on `camera` ended."""
+        if self.config.duplicate_window_s <= 0:
+            return
+        now = time.time()
+        with self._present_lock:
+            self._present.setdefault(name, {})[camera] = now
+        self._announce(name, camera, now)
+
+    def _announce(self, name: str, camera: str, left: float | None) -> None:
+        announce = getattr(self.store, "announce", None)
+        if announce is not None:  # the other workers of a shared store hear of it
+            announce(name, camera, left)
+
+    def _heard(self, name: str, camera: str, left: float | None) -> None:
+        with self._present_lock:
+            self._present.setdefault(name, {})[camera] = left
 
     def gallery(self) -> Gallery | None:
         """The run's gallery joined with the store's named people as they are now."""

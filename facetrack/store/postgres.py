@@ -19,9 +19,11 @@ order, when a reconnection (with back-off) succeeds.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,7 +35,7 @@ import numpy as np
 from facetrack.errors import FacetrackError
 from facetrack.store import PersonSummary, Recognizer, Sighting, is_stranger
 from facetrack.store.bank import BankMatch, StrangerBank, template_slot
-from facetrack.store.schema_postgres import CHANNEL, LOCK_MINT, migrate
+from facetrack.store.schema_postgres import CHANNEL, LOCK_MINT, PRESENCE, migrate
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,8 @@ class PostgresStore:
         self._reconnector: threading.Thread | None = None
         self._listener: threading.Thread | None = None
         self.flushed = 0  # queued items written after a reconnection
+        self._worker = uuid.uuid4().hex  # tells this process's own presence notes from others'
+        self._on_presence: Callable[[str, str, float | None], None] | None = None
         self._conn = self._connect(first=True)
         try:
             migrate(self._conn, self.location, create)
@@ -216,11 +220,14 @@ class PostgresStore:
 
     # --- change notifications ---------------------------------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[], None], debounce: float = 0.2) -> None:
+    def subscribe(self, callback: Callable[[], None], debounce: float = 0.2,
+                  on_presence: Callable[[str, str, float | None], None] | None = None) -> None:
         """Call `callback` (from a listener thread) soon after any worker or command changed the store, and after
-        each reconnection of the listener (what changed meanwhile was missed)."""
+        each reconnection of the listener (what changed meanwhile was missed); `on_presence(name, camera, left)`
+        when another worker announces where a gallery name is (`announce`)."""
         if self._listener is not None:
             return
+        self._on_presence = on_presence
         self._listener = threading.Thread(target=self._listen, args=(callback, debounce), name="store-listener",
                                           daemon=True)
         self._listener.start()
@@ -237,17 +244,42 @@ class PostgresStore:
             try:
                 with self._connect(autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {PRESENCE}")
                     delay = 0.25
                     if not first:
                         self._fire(callback)
                     first = False
                     while not self._stop.is_set():
-                        if any(True for _ in conn.notifies(timeout=debounce)):
+                        changed = False
+                        for note in conn.notifies(timeout=debounce):
+                            if note.channel == PRESENCE:
+                                self._presence(note.payload)
+                            else:
+                                changed = True
+                        if changed:
                             self._fire(callback)
             except self._pg.Error:
                 if self._stop.wait(delay):
                     return
                 delay = min(delay * 2, self.max_backoff)
+
+    def announce(self, name: str, camera: str, left: float | None) -> None:
+        """Tell the other workers that `name` is on `camera` (`left` None) or left it at `left`; nothing when the
+        database is away (presence is only of the moment)."""
+        payload = json.dumps({"worker": self._worker, "name": name, "camera": camera, "left": left})
+        try:
+            with self._tx() as conn:
+                conn.execute("SELECT pg_notify(%s, %s)", (PRESENCE, payload))
+        except FacetrackError:
+            pass
+
+    def _presence(self, payload: str) -> None:
+        try:
+            note = json.loads(payload)
+        except ValueError:
+            return
+        if note.get("worker") != self._worker and self._on_presence is not None:
+            self._on_presence(str(note["name"]), str(note["camera"]), note.get("left"))
 
     def _fire(self, callback: Callable[[], None]) -> None:
         self._changed = True

@@ -11,6 +11,7 @@ from typing import Any
 from facetrack.errors import FacetrackError
 
 CHANNEL = "facetrack_store"  # NOTIFY channel: every change to people, aliases or templates
+PRESENCE = "facetrack_presence"  # NOTIFY channel: where gallery names are on screen now (not stored)
 LOCK_MIGRATE = 0x66740001  # advisory lock keys ("ft" + n)
 LOCK_MINT = 0x66740002
 
