@@ -46,25 +46,28 @@ def _fastest(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
     return best
 
 
+def _match_row(n: int, dim: int, repeat: int, rng: np.random.Generator) -> str:
+    vectors = _units(n, dim, rng)
+    people = n // 5
+    labels = [f"unknown-{i // 5 + 1}" for i in range(n)]
+    bank = StrangerBank(0.55, 0.10)
+    load = _fastest(lambda: bank.load(list(zip(labels, vectors, strict=True))), max(1, repeat // 5))
+    query = vectors[n // 2] * 0.8 + _units(1, dim, rng)[0] * 0.2
+    query /= np.linalg.norm(query)
+    bank_match = _fastest(lambda: bank.match(query), repeat)
+    gallery = Gallery([f"p{i}" for i in range(people)], np.arange(n) // 5, vectors, "x", "bench")
+    gallery_match = _fastest(lambda: gallery.match(query), repeat)
+    return (f"| {n:,} | {people:,} | {load * 1e3:,.0f} ms | {bank_match * 1e3:,.2f} ms | "
+            f"{gallery_match * 1e3:,.2f} ms |")
+
+
 def matching(sizes: list[int], dim: int, repeat: int) -> None:
     rng = np.random.default_rng(0)
     print(f"\nmatching one track in memory ({dim}-d, 5 templates per person, fastest of {repeat})\n")
     print("| templates | people | bank load | bank match (stranger decision) | gallery match (each embedding) |")
     print("|---:|---:|---:|---:|---:|")
     for n in sizes:
-        vectors = _units(n, dim, rng)
-        people = n // 5
-        labels = [f"unknown-{i // 5 + 1}" for i in range(n)]
-        bank = StrangerBank(0.55, 0.10)
-        load = _fastest(lambda: bank.load(list(zip(labels, vectors, strict=True))), max(1, repeat // 5))
-        query = vectors[n // 2] * 0.8 + _units(1, dim, rng)[0] * 0.2
-        query /= np.linalg.norm(query)
-        bank_match = _fastest(lambda: bank.match(query), repeat)
-        gallery = Gallery([f"p{i}" for i in range(people)], np.arange(n) // 5, vectors, "x", "bench")
-        gallery_match = _fastest(lambda: gallery.match(query), repeat)
-        print(f"| {n:,} | {people:,} | {load * 1e3:,.0f} ms | {bank_match * 1e3:,.2f} ms | "
-              f"{gallery_match * 1e3:,.2f} ms |")
-        del vectors, bank, gallery
+        print(_match_row(n, dim, repeat, rng), flush=True)
 
 
 def writing(location: str, writers: list[int], sightings: int) -> None:
@@ -78,31 +81,37 @@ def writing(location: str, writers: list[int], sightings: int) -> None:
     print("| writers | sightings | seconds | sightings/s |")
     print("|---:|---:|---:|---:|")
     for count in writers:
-        stores = [open_store(location) for _ in range(count)]
-        labels = [s.mint_stranger() for s in stores]
-        means = _units(count, 128, rng)
-        start_line = threading.Barrier(count + 1)
-
-        def write(k: int) -> None:
-            start_line.wait()
-            now = time.time()
-            for i in range(sightings):
-                stores[k].record(Sighting(labels[k], f"cam{k}", "bench", i, now, now + 1, 0.0, 1.0, 5, means[k],
-                                          crop, 0.5), template=i % 10 == 0)
-
-        threads = [threading.Thread(target=write, args=(k,)) for k in range(count)]
-        for thread in threads:
-            thread.start()
-        start_line.wait()
-        started = time.perf_counter()
-        for thread in threads:
-            thread.join()
-        seconds = time.perf_counter() - started
+        seconds = _write_round(location, count, sightings, crop, rng)
         total = count * sightings
-        print(f"| {count} | {total:,} | {seconds:.2f} | {total / seconds:,.0f} |")
-        for store in stores:
-            store.close()
+        print(f"| {count} | {total:,} | {seconds:.2f} | {total / seconds:,.0f} |", flush=True)
     setup.close()
+
+
+def _write_round(location: str, count: int, sightings: int, crop: bytes, rng: np.random.Generator) -> float:
+    """`count` writers at once, each with its own connection; returns the wall time of them all."""
+    stores = [open_store(location) for _ in range(count)]
+    labels = [s.mint_stranger() for s in stores]
+    means = _units(count, 128, rng)
+    start_line = threading.Barrier(count + 1)
+
+    def write(k: int) -> None:
+        start_line.wait()
+        now = time.time()
+        for i in range(sightings):
+            stores[k].record(Sighting(labels[k], f"cam{k}", "bench", i, now, now + 1, 0.0, 1.0, 5, means[k], crop,
+                                      0.5), template=i % 10 == 0)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    start_line.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    for store in stores:
+        store.close()
+    return seconds
 
 
 def main() -> None:

@@ -111,8 +111,12 @@ class PostgresStore:
 
     def _connect(self, first: bool = False, autocommit: bool = False) -> Any:
         try:
+            # Keepalives and a TCP user timeout: a database host that vanishes (no reset) is noticed in seconds,
+            # not after the kernel's minutes, so the worker goes on from its cache.
             return self._pg.connect(self.url, connect_timeout=max(1, int(self.connect_timeout)),
-                                    application_name="facetrack", autocommit=autocommit)
+                                    application_name="facetrack", autocommit=autocommit, keepalives=1,
+                                    keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
+                                    tcp_user_timeout=10000)
         except self._pg.Error as exc:
             if not first:
                 raise
