@@ -97,6 +97,7 @@ class PostgresStore:
         self.flushed = 0  # queued items written after a reconnection
         self._worker = uuid.uuid4().hex  # tells this process's own presence notes from others'
         self._on_presence: Callable[[str, str, float | None], None] | None = None
+        self._callback: Callable[[], None] | None = None
         self._conn = self._connect(first=True)
         try:
             migrate(self._conn, self.location, create)
@@ -120,13 +121,20 @@ class PostgresStore:
         except self._pg.Error as exc:
             if not first:
                 raise
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = self._scrub(exc)
             hint = ""
             if "does not exist" in reason and "database" in reason:
                 hint = " (create it: `createdb` or CREATE DATABASE, then run again)"
             elif "password" in reason:
                 hint = " (set PGPASSWORD or a ~/.pgpass line for this host, port, database and user)"
             raise FacetrackError(f"cannot reach the store {self.location}: {reason}{hint}") from None
+
+    def _scrub(self, exc: BaseException) -> str:
+        """An error's first line, without the password should the driver quote the URL back."""
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        secret = urlsplit(self.url).password
+        return reason.replace(secret, "***") if secret else reason
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -140,7 +148,7 @@ class PostgresStore:
                     yield self._conn
             except self._pg.OperationalError as exc:
                 self._went_offline(exc)
-                raise FacetrackError(f"the store {self.location} is unreachable: {str(exc).strip()}") from None
+                raise FacetrackError(f"the store {self.location} is unreachable: {self._scrub(exc)}") from None
 
     def _notify(self, conn: Any, what: str) -> None:
         conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, what))
@@ -151,7 +159,7 @@ class PostgresStore:
                 return
             self._online = False
             log.warning("store %s unreachable (%s): tracking goes on from memory, sightings wait for it",
-                        self.location, str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+                        self.location, self._scrub(exc))
             self._reconnector = threading.Thread(target=self._reconnect, name="store-reconnect", daemon=True)
             self._reconnector.start()
 
@@ -174,12 +182,14 @@ class PostgresStore:
                     written = self._flush()
                 except self._pg.OperationalError as exc:  # lost again while writing: try again later
                     self._online = False
-                    log.warning("store %s lost again while writing the queue (%s)", self.location, exc)
+                    log.warning("store %s lost again while writing the queue (%s)", self.location, self._scrub(exc))
                     delay = min(delay * 2, self.max_backoff)
                     continue
             log.warning("store %s is back: %d queued sightings written%s", self.location, written,
                         f", {self._dropped} dropped while it was away" if self._dropped else "")
             self._dropped = 0
+            if self._callback is not None:  # what other workers changed meanwhile
+                self._fire(self._callback)
             return
 
     def _flush(self) -> int:
@@ -232,6 +242,7 @@ class PostgresStore:
         if self._listener is not None:
             return
         self._on_presence = on_presence
+        self._callback = callback
         self._listener = threading.Thread(target=self._listen, args=(callback, debounce), name="store-listener",
                                           daemon=True)
         self._listener.start()
@@ -572,10 +583,9 @@ class PostgresStore:
             try:
                 self._conn.autocommit = True
                 self._conn.execute("VACUUM people, aliases, templates, sightings")
-            except self._pg.Error as exc:
-                log.warning("VACUUM of %s failed: %s", self.location, exc)
-            finally:
                 self._conn.autocommit = False
+            except self._pg.Error as exc:
+                log.warning("VACUUM of %s failed: %s", self.location, self._scrub(exc))
 
     def forget(self, label: str) -> int:
         with self._tx() as conn:
