@@ -98,6 +98,7 @@ class PostgresStore:
         self._worker = uuid.uuid4().hex  # tells this process's own presence notes from others'
         self._on_presence: Callable[[str, str, float | None], None] | None = None
         self._callback: Callable[[], None] | None = None
+        self._listening = threading.Event()
         self._conn = self._connect(first=True)
         try:
             migrate(self._conn, self.location, create)
@@ -246,6 +247,7 @@ class PostgresStore:
         self._listener = threading.Thread(target=self._listen, args=(callback, debounce), name="store-listener",
                                           daemon=True)
         self._listener.start()
+        self._listening.wait(self.connect_timeout)  # from here on no change is missed
         try:  # a worker holds a few stranger numbers, to mint with while the database is away
             with self._tx() as conn:
                 while len(self._reserve) < self.reserve_size:
@@ -254,16 +256,15 @@ class PostgresStore:
             log.warning("%s", exc)
 
     def _listen(self, callback: Callable[[], None], debounce: float) -> None:
-        delay, first = 0.25, True
+        delay = 0.25
         while not self._stop.is_set():
             try:
                 with self._connect(autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     conn.execute(f"LISTEN {PRESENCE}")
                     delay = 0.25
-                    if not first:
-                        self._fire(callback)
-                    first = False
+                    self._listening.set()
+                    self._fire(callback)  # what changed before LISTEN, or while the listener was away
                     while not self._stop.is_set():
                         changed = False
                         for note in conn.notifies(timeout=debounce):
