@@ -41,9 +41,10 @@ RequireGpuOpt = Annotated[bool, typer.Option(
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what runs where.")]
 GalleryOpt = Annotated[Path | None, typer.Option(
     "--gallery", "-g", help="Gallery: a folder of per-person photo folders, or a .db built from one.")]
-StoreOpt = Annotated[Path | None, typer.Option(
-    "--store", help="Identity memory (SQLite file): strangers keep their unknown-N across runs, sightings are "
-                    "recorded. Default: store.path in the config, else $FACETRACK_HOME/store.db.")]
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="Identity memory (SQLite file, or postgresql://user@host:port/db shared by several machines): "
+                    "strangers keep their unknown-N across runs, sightings are recorded. Default: store.path in "
+                    "the config, else $FACETRACK_HOME/store.db.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
 
@@ -93,9 +94,9 @@ def annotate(
     require_gpu: RequireGpuOpt = False,
     timeline: Annotated[Path | None, typer.Option(
         "--timeline", help="Also draw who was on screen when (.png, .svg or .pdf).")] = None,
-    store: Annotated[Path | None, typer.Option(
-        "--store", help="Identity memory (SQLite file, created if missing): strangers keep their unknown-N across "
-                        "runs, and every track's sighting is recorded.")] = None,
+    store: Annotated[str | None, typer.Option(
+        "--store", help="Identity memory (SQLite file, created if missing, or postgresql://user@host:port/db): "
+                        "strangers keep their unknown-N across runs, and every track's sighting is recorded.")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Detect, track and identify every face in a video file; write an annotated video and/or JSON Lines events.
@@ -130,7 +131,10 @@ def annotate(
         summary = _annotate_run(cfg, input, output, events, timeline, pipeline, total)
     finally:
         pipeline.close()
-    written = ", ".join(str(p) for p in (output, events, timeline, store) if p is not None)
+    from facetrack.store.postgres import redact
+
+    where = redact(store) if store is not None and "://" in store else store  # a URL's password is never shown
+    written = ", ".join(str(p) for p in (output, events, timeline, where) if p is not None)
     embedded = f", {summary.embeddings} embeddings" if summary.embeddings else ""
     console.print(f"[bold green]done[/]: {summary.frames} frames, {summary.faces} faces, {summary.tracks} tracks"
                   f"{embedded} in {summary.seconds:.1f} s ({summary.fps:.1f} fps) → {written}")
@@ -704,14 +708,14 @@ def identify(
 # --- who was here: the identity memory ----------------------------------------------------------------------
 
 
-def _open_store(store: Path | None, config: Path | None = None):  # type: ignore[no-untyped-def]
+def _open_store(store: str | None, config: Path | None = None):  # type: ignore[no-untyped-def]
     """An existing store: --store, else the config's store.path, else $FACETRACK_HOME/store.db."""
-    from facetrack.store.sqlite import SqliteStore
+    from facetrack.store import open_store
 
     cfg = load_config(config)
-    path = store or cfg.store.path or _default_store()
-    return SqliteStore(path, create=False, max_templates=cfg.store.max_templates,
-                       diversity=cfg.store.template_diversity), cfg
+    location = store or cfg.store.path or _default_store()
+    return open_store(location, create=False, max_templates=cfg.store.max_templates,
+                      diversity=cfg.store.template_diversity), cfg
 
 
 def _when(seconds: float | None) -> str:

@@ -277,14 +277,28 @@ class WebhookConfig(_Section):
 
 
 class StoreConfig(_Section):
-    """The identity memory (`--store`): persistent strangers and sightings in one SQLite file."""
+    """The identity memory (`--store`): persistent strangers and sightings in one SQLite file, or in PostgreSQL
+    (`postgresql://user@host:5432/db`) for several workers past one machine (docs/scale-out.md)."""
 
-    path: Path | None = None  # `watch` default: $FACETRACK_HOME/store.db; `annotate` records only with --store
+    # `watch` default: $FACETRACK_HOME/store.db; `annotate` records only with --store. The password of a
+    # postgresql:// URL comes from PGPASSWORD or ~/.pgpass, and is never printed.
+    path: Path | str | None = None
     retention_days: float = Field(30.0, gt=0)  # `facetrack store purge` deletes sightings older than this
     min_looks: int = Field(3, ge=1)  # embeddings a stranger's track needs before its mean is banked as a template
     max_templates: int = Field(5, ge=1)  # templates kept per stranger, the most diverse ones
     template_diversity: float = Field(0.97, ge=-1.0, le=1.0)  # a new template this similar to a kept one adds nothing
     crop_quality: int = Field(85, ge=10, le=100)  # JPEG quality of the best crop kept per sighting
+    # A `possible_duplicate` event when a gallery name is decided on one camera while it is on another, or left
+    # it less than this many seconds ago (every camera of a shared store counts); 0 turns it off.
+    duplicate_window_s: float = Field(10.0, ge=0)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _file_or_url(cls, value: Any) -> Any:
+        """A postgresql:// URL stays a string; anything else is a file path."""
+        if isinstance(value, str) and not value.startswith(("postgresql://", "postgres://")):
+            return Path(value)
+        return value
 
 
 class FacetrackConfig(_Section):

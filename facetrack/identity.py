@@ -192,6 +192,27 @@ class IdentityManager:
         if track is not None and track.decided and track.evidence is not None and track.label is not None:
             self._ended.append(_Ended(track_id, track.state, track.label, track.mean, pts))
 
+    def renamed(self, labels: dict[str, str]) -> list[Event]:
+        """Strangers named or merged elsewhere (a shared store): their tracks, live or recently ended, answer to
+        the label they have now — a name from the gallery makes the track known at once."""
+        events: list[Event] = []
+        for track in self.tracks.values():
+            new = labels.get(track.label or "") if track.state == "unknown" else None
+            if new is None:
+                continue
+            if self.gallery is not None and new in self.gallery.names:
+                track.candidates.clear()
+                track.candidates.extend([new] * self.config.min_evidence)
+                events += self._set(track, "known", new, self._similarity_to(track.mean, new))
+            else:
+                track.anonymous = new
+                events += self._set(track, "unknown", new, None)
+        for ended in self._ended:
+            if ended.state == "unknown" and ended.label in labels:
+                ended.label = labels[ended.label]
+                ended.state = "known" if self.gallery is not None and ended.label in self.gallery.names else "unknown"
+        return events
+
     def labels(self, track_ids: list[int]) -> tuple[list[str | None], list[bool], list[float], list[str]]:
         """Per track: shown identity (None while undecided), known?, similarity (NaN if none), state."""
         identities, known, sims, states = [], [], [], []

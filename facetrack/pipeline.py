@@ -118,6 +118,7 @@ class Pipeline:
             namer = self._stranger_id if self.memory is not None else None
             self.identity = IdentityManager(config.identity, thresholds, self.gallery, name_stranger=namer)
             self.scheduler = EmbeddingScheduler(config.embedding)
+        self._memory_version = self.memory.version if self.memory is not None else 0
 
     def process(self, frame: Frame) -> FrameResult:
         result = self.detect_track(frame)
@@ -183,6 +184,11 @@ class Pipeline:
             self._follow_splits(result)
             track_ids = [int(t) for t in detections.tracker_id]
             self.identity.begin_frame(frame.index, frame.pts, track_ids)
+            if self.memory is not None and self.memory.version != self._memory_version:
+                # A shared store changed (a naming, a merge, a forget elsewhere): its people as they are now.
+                self._memory_version = self.memory.version
+                self.identity.gallery = self.memory.gallery()
+                result.identity_events += self.identity.renamed(self.memory.renamed)
             if self.sightings is not None:
                 self.sightings.seen(track_ids, frame.pts, frame.arrival)
             self.identity.note_changes(result.changed)
@@ -193,7 +199,8 @@ class Pipeline:
                     self.scheduler.embedded(track_id, quality, frame.pts)
                     verdict = self.identity.check(track_id, vector, quality.score)
                     if verdict == "same":
-                        result.identity_events += self.identity.observe(track_id, vector, quality.score)
+                        events = self.identity.observe(track_id, vector, quality.score)
+                        result.identity_events += events + self._duplicates(events)
                     elif verdict == "other":
                         track_id = track_ids[position] = self._split(result, position, quality)
                         if self.sightings is not None:  # the new track's sighting starts with this frame
@@ -229,7 +236,8 @@ class Pipeline:
         result.ended.append(old)  # closed with this frame's other ended tracks
         self.tracks_seen.add(new)
         self.scheduler.embedded(new, quality, result.frame.pts)
-        result.identity_events += self.identity.split(old, new)
+        events = self.identity.split(old, new)
+        result.identity_events += events + self._duplicates(events)
         return new
 
     def finish(self, last_index: int, last_pts: float) -> list[Event]:
@@ -257,10 +265,26 @@ class Pipeline:
             self.sightings.close(track_id, None, None, 0, self.memory.run_id)
             return
         sighting = self.sightings.close(track_id, track.label, track.mean, track.observations, self.memory.run_id)
+        if track.state == "known":
+            self.memory.left(track.label, self.sightings.camera)
         if sighting is not None:
             self.memory.record(sighting, template=track.state == "unknown")
         if track.anonymous is not None and track.anonymous != track.label:
             self.memory.discard(track.anonymous)  # minted, then the track turned out to be someone known
+
+    def _duplicates(self, events: list[Event]) -> list[Event]:
+        """`possible_duplicate` events: a gallery name decided here while it is on another camera (or just was)."""
+        if self.memory is None or self.sightings is None:
+            return []
+        found: list[Event] = []
+        for event in events:
+            if event.get("state") == "known" and event.get("identity"):
+                others = self.memory.arrived(str(event["identity"]), self.sightings.camera)
+                if others:
+                    found.append({"type": "possible_duplicate", "track_id": event["track_id"],
+                                  "identity": event["identity"], "cameras": others, "frame": event["frame"],
+                                  "pts": event["pts"]})
+        return found
 
     def _stranger_id(self, track: TrackIdentity) -> str:
         """A track decided unknown gets its persistent ID from the identity memory."""
@@ -281,6 +305,7 @@ def identity_wanted(config: FacetrackConfig) -> bool:
 
 def join_people(gallery: Gallery | None, memory: IdentityMemory) -> Gallery | None:
     """The gallery with the store's named people added (they are named with the stricter bank threshold)."""
+    memory.base_gallery = gallery
     people = memory.people()
     if people is None:
         return gallery

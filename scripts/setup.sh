@@ -10,6 +10,6 @@ source "$root/.venv/bin/activate"
 stamp="$root/.venv/.facetrack-installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   python -m pip install --quiet --upgrade pip
-  python -m pip install --quiet -e "$root[dev,web]"
+  python -m pip install --quiet -e "$root[dev,web,postgres]"
   touch "$stamp"
 fi

@@ -7,10 +7,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 
 # Real servers for the live tests, from Debian's packages: an RTSP server (GStreamer's gst-rtsp-server, driven
-# by the system Python through PyGObject) and an MQTT broker (Mosquitto). The tests start and stop them.
+# by the system Python through PyGObject), an MQTT broker (Mosquitto) and PostgreSQL 15 (the shared identity
+# store). The tests start and stop them.
 need=()
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
   need+=(mosquitto)
+fi
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+  need+=(postgresql)
 fi
 if ! /usr/bin/python3 -c "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0')
 from gi.repository import Gst, GstRtspServer; Gst.init(None)

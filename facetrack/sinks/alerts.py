@@ -69,6 +69,8 @@ class AlertRouter:
             if decided is not None:  # a track going back to undecided, or torn between two, is no news yet
                 extra = self.history(str(event["identity"])) if self.history is not None else {}
                 self._send(camera, "identity" if known else "unknown", {**event, **extra})
+        elif kind == "possible_duplicate":  # one gallery name on two cameras at once
+            self._send(camera, "possible_duplicate", event)
         elif kind == "track_start" and not self.identity_stage:
             self._send(camera, "unknown", event)
         elif kind == "track_end":

@@ -128,8 +128,13 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(path: Path, create: bool = True) -> Store:
-    """The store at `path` (an SQLite file; created private when missing and `create`)."""
+def open_store(location: str | Path, create: bool = True, **options: float) -> Store:
+    """The store at `location`: a `postgresql://user@host:port/db` URL (several machines share it), else an
+    SQLite file (created private when missing and `create`). `options`: max_templates, diversity."""
+    from facetrack.store.postgres import PostgresStore, is_postgres_url
+
+    if is_postgres_url(location):
+        return PostgresStore(str(location), create=create, **options)  # type: ignore[arg-type]
     from facetrack.store.sqlite import SqliteStore
 
-    return SqliteStore(path, create=create)
+    return SqliteStore(Path(location).expanduser(), create=create, **options)  # type: ignore[arg-type]

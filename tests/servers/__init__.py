@@ -124,7 +124,9 @@ def rtsp_server(video: Path) -> Iterator[RtspServer]:
     try:
         yield server
     finally:
-        server.stop()
+        server.stop("immediate")  # a scratch cluster: nothing to keep
+        if server._scratch is not None:
+            shutil.rmtree(server._scratch, ignore_errors=True)
 
 
 def mosquitto_path() -> str | None:
@@ -224,3 +226,94 @@ def wait_until(condition: Any, timeout: float, step: float = 0.1) -> bool:
             return True
         time.sleep(step)
     return bool(condition())
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class PostgresServer:
+    """A PostgreSQL 15 cluster in a scratch folder on a loopback port, run by an unprivileged user (the server
+    refuses root): password authentication over TCP, user `facetrack`; stop() and start() again at will."""
+
+    user = "facetrack"
+    password = "s3cret-pw"
+
+    def __init__(self, root: Path, port: int | None = None) -> None:
+        if not (PG_BIN / "initdb").exists():
+            unavailable(f"no PostgreSQL server: {PG_BIN}/initdb is missing (Debian package postgresql)")
+        self.port = port or free_port()
+        self._as: list[str] = []
+        self._scratch: Path | None = None
+        if os.geteuid() == 0:
+            owner = next((u for u in ("postgres", "nobody") if _user_exists(u)), None)
+            if owner is None:
+                pytest.fail("the tests run as root and neither a postgres nor a nobody user exists to run the server")
+            # pytest's folders are root's only: the server's user gets a scratch folder of its own.
+            import tempfile
+
+            root = self._scratch = Path(tempfile.mkdtemp(prefix="facetrack-pg-"))
+            shutil.chown(root, owner)
+            self._as = ["runuser", "-u", owner, "--"]
+        self.root = root
+        self.data = root / "data"
+        pwfile = root / "pw"
+        pwfile.write_text(self.password + "\n")
+        if self._as:
+            shutil.chown(pwfile, self._as[2])
+        self._run([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", self.user, "--pwfile", str(pwfile),
+                   "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
+                  timeout=60)
+        pwfile.unlink()
+
+    def _run(self, command: list[str], timeout: float = 30) -> None:
+        result = subprocess.run([*self._as, *command], capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            pytest.fail(f"{Path(command[0]).name} failed: {result.stderr or result.stdout}")
+
+    def url(self, database: str = "postgres", password: bool = False) -> str:
+        secret = f":{self.password}" if password else ""
+        return f"postgresql://{self.user}{secret}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> PostgresServer:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w",
+                   "-t", "30", "start"], timeout=40)
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop"],
+                      timeout=40)
+
+    def create_database(self, name: str) -> str:
+        """A fresh database; returns its URL (without the password: the tests pass it in PGPASSWORD)."""
+        import psycopg
+
+        with psycopg.connect(self.url(password=True), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+@contextmanager
+def postgres(tmp_path: Path) -> Iterator[PostgresServer]:
+    """A PostgreSQL server on loopback, stopped at the end; `PGPASSWORD` is set for the clients meanwhile."""
+    server = PostgresServer(tmp_path)
+    try:
+        server.start()
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("PGPASSWORD", server.password)
+            yield server
+    finally:
+        server.stop("immediate")  # a scratch cluster: nothing to keep
+        if server._scratch is not None:
+            shutil.rmtree(server._scratch, ignore_errors=True)
