@@ -114,7 +114,7 @@ def annotate(
                              "and/or --store S.db")
     check_distinct([("input video", input), *_input_files(config, detector, recognizer, gallery)],
                    [(flag, path) for flag, path in (("-o", output), ("--events", events), ("--timeline", timeline),
-                                                    ("--store", store)) if path is not None])
+                                                    ("--store", _store_file(store))) if path is not None])
     if timeline is not None:
         check_writable(timeline, flag="--timeline")
     cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu,
@@ -174,6 +174,13 @@ def _annotate_run(cfg: FacetrackConfig, input: Path, output: Path | None, events
         console.print(f"store {memory.store.location}: {memory.written} sightings written, {memory.matched} "
                       f"strangers recognised, {memory.minted} new", highlight=False)
     return summary
+
+
+def _store_file(store: str | None) -> Path | None:
+    """The file of a local store (None for none, or for a database server's URL)."""
+    from facetrack.store.postgres import is_postgres_url
+
+    return None if store is None or is_postgres_url(store) else Path(store)
 
 
 def _draw_annotate_timeline(events_path: Path, timeline: Path, input: Path) -> None:
