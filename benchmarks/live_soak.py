@@ -71,7 +71,10 @@ def main() -> int:
         server = RtspServer(feed).start()
         command[4] = server.url()
         try:
-            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            # The console goes to a file: a pipe nobody reads while the server restarts fills up after a few
+            # minutes of stats tables, and the watch would then wait on its own log.
+            console = open(tmp / "console.txt", "w+", encoding="utf-8")  # noqa: SIM115 - closed below
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=console, text=True,
                                        env={**os.environ, "COLUMNS": "160"})
             started = time.monotonic()
             for restart in range(1, args.restarts + 1 if args.outage > 0 else 1):
@@ -79,9 +82,12 @@ def main() -> int:
                 server.stop()
                 time.sleep(args.outage)
                 server.start()
-            _, stderr = process.communicate(timeout=args.seconds + 120)
+            process.wait(timeout=args.seconds + 120)
         finally:
             server.stop()
+        console.seek(0)
+        stderr = console.read()
+        console.close()
         crashes = int(process.returncode != 0) + stderr.count("Traceback")
         if process.returncode != 0:
             print(stderr, file=sys.stderr)

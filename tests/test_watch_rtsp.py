@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,9 +28,14 @@ def camera_feed(tmp_path_factory: pytest.TempPathFactory, clip_path: Path) -> Pa
 
 
 def _watch(*args: str | Path) -> subprocess.Popen[str]:
+    """`facetrack watch` in the background; its console goes to a file (a pipe nobody reads while the test waits
+    would fill with stats tables and stall the run)."""
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.Popen([sys.executable, "-m", "facetrack", "watch", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    console = tempfile.TemporaryFile("w+")  # noqa: SIM115 - read and closed in _finish
+    process = subprocess.Popen([sys.executable, "-m", "facetrack", "watch", *map(str, args)],
+                               stdout=subprocess.DEVNULL, stderr=console, text=True, env=env)
+    process.console = console  # type: ignore[attr-defined]
+    return process
 
 
 def _lines(path: Path) -> list[dict]:
@@ -43,12 +49,17 @@ def _frames(path: Path) -> list[dict]:
 
 
 def _finish(process: subprocess.Popen[str], timeout: float) -> tuple[int, str]:
+    console = process.console  # type: ignore[attr-defined]
     try:
-        _, stderr = process.communicate(timeout=timeout)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        _, stderr = process.communicate()
-        pytest.fail(f"watch did not finish in time:\n{stderr}")
+        process.wait()
+        console.seek(0)
+        pytest.fail(f"watch did not finish in time:\n{console.read()}")
+    console.seek(0)
+    stderr = console.read()
+    console.close()
     return process.returncode, stderr
 
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -90,6 +91,7 @@ class RtspServer:
         self.video = video
         self.port = port or free_port()
         self.process: subprocess.Popen[str] | None = None
+        self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - the server's stderr, read when it fails
 
     def url(self, credentials: str = "") -> str:
         return f"rtsp://{credentials}127.0.0.1:{self.port}/clip"
@@ -97,14 +99,13 @@ class RtspServer:
     def start(self) -> RtspServer:
         self.process = subprocess.Popen(
             [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), "--port", str(self.port), "--file", str(self.video)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=self._log, text=True)  # a log file: an unread pipe would fill and stall
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if line.strip() != "ready":
-            process = self.process
             self.stop()
-            errors = process.stderr.read() if process.stderr else ""
-            pytest.fail(f"the RTSP server did not start: {line} {errors}")
+            self._log.seek(0)
+            pytest.fail(f"the RTSP server did not start: {line} {self._log.read()}")
         return self
 
     def stop(self) -> None:
@@ -142,14 +143,17 @@ def mosquitto(tmp_path: Path, port: int | None = None) -> Iterator[int]:
     port = port or free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = open(tmp_path / "mosquitto.log", "w+b")  # noqa: SIM115 - a file, not a pipe nobody reads while it runs
+    process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=log)
     try:
         if not wait_for_port(port):
-            pytest.fail(f"mosquitto did not start: {process.stderr.read().decode() if process.stderr else ''}")
+            log.seek(0)
+            pytest.fail(f"mosquitto did not start: {log.read().decode(errors='replace')}")
         yield port
     finally:
         process.terminate()
         process.wait(timeout=5)
+        log.close()
 
 
 class MqttRecorder:
