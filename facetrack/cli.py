@@ -177,6 +177,13 @@ def watch(
         "--max-frames", help="Stop each camera after this many processed frames.")] = None,
     stats: Annotated[Path | None, typer.Option(
         "--stats", help="Also append every stats report to this JSON Lines file.")] = None,
+    record_segment: Annotated[float | None, typer.Option(
+        "--record-segment", metavar="MINUTES",
+        help="Start a new recording file every MINUTES of video: OUT-0001.mp4, OUT-0002.mp4, …")] = None,
+    events_max_mb: Annotated[float | None, typer.Option(
+        "--events-max-mb", metavar="MB",
+        help="When the events file passes MB MiB it becomes EVENTS.1 (replacing an older one) and a new one "
+             "starts.")] = None,
     gallery: GalleryOpt = None,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
@@ -198,7 +205,14 @@ def watch(
     from facetrack.urls import expand_env
 
     _setup_logging(verbose)
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
+    if record_segment is not None and record_segment <= 0:
+        raise FacetrackError("--record-segment must be a positive number of minutes")
+    if events_max_mb is not None and events_max_mb <= 0:
+        raise FacetrackError("--events-max-mb must be a positive size in MiB")
+    bounds = {k: v for k, v in (("record_segment_minutes", record_segment), ("events_max_mb", events_max_mb))
+              if v is not None}
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu,
+                       extra={"live": bounds} if bounds else None)
     if duration is not None and duration <= 0:
         raise FacetrackError("--duration must be a positive number of seconds")
     if max_frames is not None and max_frames <= 0:
