@@ -171,3 +171,71 @@ def test_events_to_a_full_disk_stop_only_the_events(tmp_path: Path, noise: Path,
     segments = sorted(tmp_path.glob("rec-*.mp4"))
     assert [p.name for p in segments] == ["rec-0001.mp4", "rec-0002.mp4", "rec-0003.mp4"]
     assert sum(_decoded_frames(p) for p in segments) == 60  # the recording went on, cut in 2.4 s files
+
+
+# ----- 4. an alert sink whose thread meets an exception says so and goes on --------------------------------------
+
+def test_a_message_paho_refuses_is_said_and_the_sender_goes_on(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from facetrack.config import MqttConfig
+    from facetrack.sinks.mqtt import MqttPublisher
+    from tests.servers import MqttRecorder, mosquitto, wait_until
+
+    with mosquitto(tmp_path) as port:
+        recorder = MqttRecorder(port)
+        publisher = MqttPublisher(f"mqtt://127.0.0.1:{port}", MqttConfig())
+        try:
+            assert wait_until(lambda: publisher.describe().startswith("connected"), timeout=10)
+            publisher.publish("door/#", "left", {"n": 1})  # a wildcard in a topic: paho's publish raises
+            assert wait_until(lambda: publisher.fault is not None, timeout=5), publisher.describe()
+            assert "down (publishing to facetrack/door/#/left" in publisher.describe()
+            publisher.publish("door", "left", {"n": 2})
+            assert wait_until(lambda: recorder.on("facetrack/door/left"), timeout=10), publisher.describe()
+            assert recorder.on("facetrack/door/left") == [{"n": 2}]
+            assert publisher.dropped == 1 and publisher.describe().startswith("connected")
+        finally:
+            publisher.close(timeout=1)
+            recorder.close()
+    said = [r for r in caplog.records if r.levelname == "ERROR" and "publishing to facetrack/door/#/left" in r.message]
+    assert len(said) == 1
+
+
+def test_a_webhook_answer_that_is_not_http_is_a_failed_delivery(caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+    import threading
+
+    from facetrack.config import WebhookConfig
+    from facetrack.sinks.webhook import WebhookSink
+    from tests.servers import wait_until
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(10)
+    port = server.getsockname()[1]
+    answered = []
+
+    def answer_garbage() -> None:
+        for _ in range(2):  # the first try and its retry
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")  # a wrong port: not an HTTP answer
+                answered.append(1)
+
+    thread = threading.Thread(target=answer_garbage, daemon=True)
+    thread.start()
+    sink = WebhookSink(f"http://127.0.0.1:{port}/hook", WebhookConfig(retries=1, backoff=0.05, timeout=2))
+    try:
+        sink.publish("door", "left", {"n": 1})
+        assert wait_until(lambda: sink.failed == 1, timeout=10), sink.describe()
+        assert sink.describe().startswith("down") and sink._thread.is_alive()
+    finally:
+        sink.close(timeout=0.5)
+        server.close()
+        thread.join(timeout=5)
+    assert len(answered) == 2
+    assert any("its answer is not HTTP" in r.message for r in caplog.records), [r.message for r in caplog.records]
