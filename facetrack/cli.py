@@ -486,9 +486,11 @@ def gallery_build(
     pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
 ) -> None:
     """Build a gallery from FOLDER/<person>/*.jpg (the person's name is the folder name)."""
-    from facetrack.gallery import GalleryStore, enroll_folder
+    from facetrack.gallery import GalleryStore, check_gallery_output, enroll_folder, photos_by_person
 
     _setup_logging(False)
+    check_gallery_output(output)  # mistakes fail before the models load
+    photos_by_person(folder)
     enroller = _enroller(build_config(config, detector, recognizer, pack, providers, require_gpu=require_gpu))
     store = GalleryStore(output)
     store.build(enroll_folder(folder, enroller), enroller.embedder)
@@ -505,8 +507,10 @@ def gallery_add(
     pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
 ) -> None:
     """Add photos of a person (all of them, or none if one is refused)."""
-    from facetrack.gallery import GalleryStore
+    from facetrack.gallery import GalleryStore, check_gallery_output, check_person_name
 
+    check_person_name(name)  # mistakes fail before the models load
+    check_gallery_output(gallery)
     enroller = _enroller(build_config(config, detector, recognizer, pack, providers, require_gpu=require_gpu))
     templates = [enroller.template(photo) for photo in photos]  # a refused photo stops before any write
     store = GalleryStore(gallery)
@@ -522,6 +526,17 @@ def gallery_remove(gallery: Annotated[Path, typer.Argument(help="Gallery file (.
 
     removed = GalleryStore(gallery).remove(name)
     out.print(f"removed {name} ({removed} templates) from {gallery}")
+
+
+@gallery_app.command("clear-cache")
+def gallery_clear_cache(config: ConfigOpt = None) -> None:
+    """Overwrite and delete the galleries cached from photo folders (rebuilt from the folders when next used)."""
+    from facetrack.gallery import clear_cache
+    from facetrack.models.registry import cache_root
+
+    cache_dir = cache_root(load_config(config).models).parent / "galleries"
+    removed = clear_cache(cache_dir)
+    out.print(f"removed {len(removed)} cached galleries from {cache_dir}", highlight=False)
 
 
 @gallery_app.command("list")
