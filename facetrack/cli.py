@@ -443,11 +443,9 @@ def models_download(pack: Annotated[str, typer.Argument(help="Pack name.")] = "b
     """Download a model pack into the cache and check its SHA-256."""
     from facetrack.models.registry import download_pack, get_pack
 
+    _setup_logging(False)  # download_pack's warnings: no checksum recorded, a plain-http mirror
     cfg = load_config(config)
-    model_pack = get_pack(pack)
-    if model_pack.archive_sha256 is None:
-        console.print(f"[yellow]warning[/]: no published checksum is recorded for {pack}; it is not verified")
-    target = download_pack(model_pack, cfg.models)
+    target = download_pack(get_pack(pack), cfg.models)
     out.print(f"{pack} installed in {target}")
 
 
