@@ -239,3 +239,33 @@ def test_a_webhook_answer_that_is_not_http_is_a_failed_delivery(caplog: pytest.L
         thread.join(timeout=5)
     assert len(answered) == 2
     assert any("its answer is not HTTP" in r.message for r in caplog.records), [r.message for r in caplog.records]
+
+
+def test_a_camera_whose_detection_fails_ends_alone(tmp_path: Path, noise: Path, fast_detector_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """The real detector, made to fail on one camera's frames (as an inference runtime can on a stream it cannot
+    take): that camera ends with its reason, the other is watched to its end."""
+    from facetrack.config import load_config
+    from facetrack.detect import FaceDetector
+    from facetrack.live import CameraSpec, LiveRunner
+
+    class FailsOnSmallFrames(FaceDetector):
+        def detect(self, image: np.ndarray):  # type: ignore[no-untyped-def]
+            if image.shape[1] == 64:
+                raise RuntimeError("inference failed on this stream")
+            return super().detect(image)
+
+    cfg = load_config(None)
+    small = _noise_video(tmp_path / "small.mp4", frames=10, size=(64, 48))
+    detector = FailsOnSmallFrames(fast_detector_path, cfg.detector, cfg.runtime)
+    events = tmp_path / "events.jsonl"
+    runner = LiveRunner(cfg, [CameraSpec("good", str(noise)), CameraSpec("bad", str(small))], events=events,
+                        detector=detector)
+    summary = runner.run(duration=60)
+    assert summary.stop_reason == "end"
+    assert summary.errors == ["camera bad: RuntimeError: inference failed on this stream"]
+    states = {c.name: (c.state, c.frames) for c in summary.report.cameras}
+    assert states == {"good": ("ended", 60), "bad": ("failed", 0)}
+    assert any("camera bad failed" in r.getMessage() and "the other cameras go on" in r.getMessage()
+               for r in caplog.records)
+    assert sum(e.get("camera") == "good" and e["type"] == "frame" for e in _whole_lines(events)) == 60
