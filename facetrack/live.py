@@ -498,6 +498,8 @@ class LiveRunner:
             for writer in writers.values():
                 try:
                     writer.close()
+                except OutputError as exc:  # the disk filled as it was finished: it plays up to its last fragment
+                    self._output_failed(exc)
                 except Exception as exc:  # one broken recording must not keep the others unfinished
                     log.error("could not finish %s: %s", writer.path, exc)
 

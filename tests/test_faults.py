@@ -15,10 +15,12 @@ import av
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli_here
+
+FRAMES = 40  # of the noise video: 4 s at 10 fps
 
 
-def _noise_video(path: Path, frames: int = 60, size: tuple[int, int] = (160, 120), fps: int = 10) -> Path:
+def _noise_video(path: Path, frames: int = FRAMES, size: tuple[int, int] = (160, 120), fps: int = 10) -> Path:
     """Random pixels: they compress badly, so an annotated copy grows fast (a size limit is met soon)."""
     rng = np.random.default_rng(0)
     width, height = size
@@ -74,7 +76,7 @@ def noise(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ----- 1. a full disk or a size limit mid-run ------------------------------------------------------------------
 
 def test_events_to_a_full_disk_is_one_error_line(noise: Path, fast_detector_path: Path) -> None:
-    result = run_cli("annotate", noise, "--events", "/dev/full", "--detector", fast_detector_path, timeout=120)
+    result = run_cli_here("annotate", noise, "--events", "/dev/full", "--detector", fast_detector_path)
     _one_error(result, 3, "cannot write events to /dev/full", "the disk is full")
 
 
@@ -83,7 +85,7 @@ def test_a_size_limit_leaves_whole_event_lines(tmp_path: Path, noise: Path, fast
     result = run_limited(1000, "annotate", noise, "--events", events, "--detector", fast_detector_path)
     _one_error(result, 3, f"cannot write events to {events}", "size limit")
     lines = _whole_lines(events)
-    assert 0 < len(lines) < 60 and [e["frame"] for e in lines] == list(range(len(lines)))
+    assert 0 < len(lines) < FRAMES and [e["frame"] for e in lines] == list(range(len(lines)))
 
 
 def test_a_size_limit_leaves_a_video_that_plays(tmp_path: Path, noise: Path, fast_detector_path: Path) -> None:
@@ -91,7 +93,7 @@ def test_a_size_limit_leaves_a_video_that_plays(tmp_path: Path, noise: Path, fas
     result = run_limited(300_000, "annotate", noise, "-o", video, "--events", events,
                          "--detector", fast_detector_path)
     _one_error(result, 3, f"cannot write {video}", "size limit", "plays up to where it stopped")
-    assert 0 < _decoded_frames(video) < 60
+    assert 0 < _decoded_frames(video) < FRAMES
     assert _whole_lines(events)
 
 
@@ -138,11 +140,11 @@ def test_a_recording_that_fails_stops_only_itself(limited_watch: dict) -> None:
     assert "camera bad" in line  # the camera that broke is named in the same summary
     assert result.stderr.count("rec_good.mp4: the file reached the size limit") == 2, result.stderr  # said, summed
     assert "that output is turned off" in result.stderr
-    assert 0 < _decoded_frames(tmp / "rec_good.mp4") < 60
+    assert 0 < _decoded_frames(tmp / "rec_good.mp4") < FRAMES
     assert _decoded_frames(tmp / "rec_bad.mp4") > 0
     # The events went on after the recording stopped: the good camera's last frame is there.
     last = _whole_lines(limited_watch["events"])
-    assert any(e.get("camera") == "good" and e.get("frame") == 59 for e in last), last[-3:]
+    assert any(e.get("camera") == "good" and e.get("frame") == FRAMES - 1 for e in last), last[-3:]
 
 
 def test_the_events_file_is_rotated_past_its_size(limited_watch: dict) -> None:
@@ -164,13 +166,13 @@ def test_a_camera_that_breaks_fails_alone_and_says_why(limited_watch: dict) -> N
 
 
 def test_events_to_a_full_disk_stop_only_the_events(tmp_path: Path, noise: Path, fast_detector_path: Path) -> None:
-    result = run_cli("watch", noise, "--events", "/dev/full", "--record", tmp_path / "rec.mp4",
-                     "--record-segment", "0.04", "--detector", fast_detector_path, timeout=120)
+    result = run_cli_here("watch", noise, "--events", "/dev/full", "--record", tmp_path / "rec.mp4",
+                          "--record-segment", "0.025", "--detector", fast_detector_path)
     _one_error(result, 3, "cannot write events to /dev/full", "the disk is full")
     assert result.stderr.count("that output is turned off") == 1, result.stderr
     segments = sorted(tmp_path.glob("rec-*.mp4"))
     assert [p.name for p in segments] == ["rec-0001.mp4", "rec-0002.mp4", "rec-0003.mp4"]
-    assert sum(_decoded_frames(p) for p in segments) == 60  # the recording went on, cut in 2.4 s files
+    assert sum(_decoded_frames(p) for p in segments) == FRAMES  # the recording went on, cut in 1.5 s files
 
 
 # ----- 4. an alert sink whose thread meets an exception says so and goes on --------------------------------------
@@ -265,7 +267,7 @@ def test_a_camera_whose_detection_fails_ends_alone(tmp_path: Path, noise: Path, 
     assert summary.stop_reason == "end"
     assert summary.errors == ["camera bad: RuntimeError: inference failed on this stream"]
     states = {c.name: (c.state, c.frames) for c in summary.report.cameras}
-    assert states == {"good": ("ended", 60), "bad": ("failed", 0)}
+    assert states == {"good": ("ended", FRAMES), "bad": ("failed", 0)}
     assert any("camera bad failed" in r.getMessage() and "the other cameras go on" in r.getMessage()
                for r in caplog.records)
-    assert sum(e.get("camera") == "good" and e["type"] == "frame" for e in _whole_lines(events)) == 60
+    assert sum(e.get("camera") == "good" and e["type"] == "frame" for e in _whole_lines(events)) == FRAMES

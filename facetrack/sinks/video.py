@@ -117,12 +117,13 @@ class _AudioCopy:
 _FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets+frag_discont"}
 
 
-def trim_fragments(path: Path) -> None:
-    """Cut a fragmented MP4 that a failed write left unfinished back to its last whole fragment.
+def trim_fragments(path: Path) -> bool:
+    """Cut a fragmented MP4 that a failed write left unfinished back to its last whole fragment; True if it was.
 
     A fragment is a `moof` box and the `mdat` after it; a box cut by the failed write would make players stop
     with a decoding error at the end, so the file is truncated just before the first incomplete fragment.
     """
+    keep = size = 0
     try:
         size = path.stat().st_size
         keep = 0
@@ -143,6 +144,24 @@ def trim_fragments(path: Path) -> None:
             os.truncate(path, keep)
     except OSError as exc:
         log.warning("could not trim the unfinished end of %s: %s", path, exc.strerror)
+    return keep < size
+
+
+def _why_cut(path: Path) -> OSError | None:
+    """Why the end of a file could not be written: one byte appended (and taken back) meets the same error."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except OSError as exc:
+        return exc
+    try:
+        size = os.fstat(fd).st_size
+        os.write(fd, b"\0")
+        os.ftruncate(fd, size)
+        return None
+    except OSError as exc:
+        return exc
+    finally:
+        os.close(fd)
 
 
 class VideoWriter:
@@ -261,3 +280,9 @@ class VideoWriter:
             container.close()
         except (av.error.FFmpegError, OSError) as exc:
             self._give_up(exc)
+        # FFmpeg does not always report a write that fails while the file is being finished: a cut last box says it.
+        cause = _why_cut(self.path) if self._fragmented else None  # asked before the trim makes room
+        if self._fragmented and trim_fragments(self.path):
+            self.failed = (write_problem(cause.strerror, cause.errno, self.flag) if cause is not None
+                           else "its end could not be written")
+            raise OutputError(f"cannot write {self.path}: {self.failed}; it plays up to where it stopped")
