@@ -265,21 +265,40 @@ def watch(
     from facetrack.private import open_private
 
     stats_file = open_private(stats, "a") if stats is not None else None
+    stats_failed: list[str] = []
+
+    def write_stats(record: dict[str, Any]) -> None:
+        nonlocal stats_file
+        if stats_file is None:
+            return
+        try:
+            stats_file.write(json.dumps(record) + "\n")
+            stats_file.flush()
+        except OSError as exc:  # a full disk: the stats file alone stops
+            from facetrack.errors import write_problem
+
+            stats_failed.append(f"cannot write stats to {stats}: {write_problem(exc.strerror, exc.errno, '--stats')}")
+            logging.getLogger(__name__).error("%s; that output is turned off, the run goes on", stats_failed[0])
+            try:
+                stats_file.close()
+            except OSError:
+                pass  # what could not be written is lost
+            stats_file = None
 
     def on_stats(report: StatsReport) -> None:
         console.print(render_report(report), highlight=False)
-        if stats_file is not None:
-            stats_file.write(json.dumps(report.as_dict()) + "\n")
-            stats_file.flush()
+        write_stats(report.as_dict())
 
     try:
         summary = runner.run(duration=duration, on_stats=on_stats)
-        if stats_file is not None:
-            stats_file.write(json.dumps({**summary.report.as_dict(), "final": True,
-                                         "stop_reason": summary.stop_reason}) + "\n")
+        write_stats({**summary.report.as_dict(), "final": True, "stop_reason": summary.stop_reason})
     finally:
         if stats_file is not None:
-            stats_file.close()
+            try:
+                stats_file.close()
+            except OSError:
+                pass
+    summary.errors += stats_failed
     console.print(render_report(summary.report, title="facetrack watch: final"), highlight=False)
     written = ", ".join(str(p) for p in [*([events] if events not in (None, "-") else []), *summary.recordings])
     console.print(f"[bold green]done[/] ({summary.stop_reason}): {summary.frames} frames in {summary.seconds:.1f} s"

@@ -165,6 +165,13 @@ def test_a_camera_that_breaks_fails_alone_and_says_why(limited_watch: dict) -> N
     assert "camera bad: the file ends early" in limited_watch["result"].stderr
 
 
+def test_stats_to_a_full_disk_stop_only_the_stats(tmp_path: Path, noise: Path, fast_detector_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    result = run_cli_here("watch", noise, "--stats", "/dev/full", "--events", events, "--detector", fast_detector_path)
+    _one_error(result, 3, "cannot write stats to /dev/full", "the disk is full")
+    assert sum(e["type"] == "frame" for e in _whole_lines(events)) == FRAMES
+
+
 def test_events_to_a_full_disk_stop_only_the_events(tmp_path: Path, noise: Path, fast_detector_path: Path) -> None:
     result = run_cli_here("watch", noise, "--events", "/dev/full", "--record", tmp_path / "rec.mp4",
                           "--record-segment", "0.025", "--detector", fast_detector_path)
