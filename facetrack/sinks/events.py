@@ -106,7 +106,7 @@ class EventWriter:
         except OSError as exc:
             self._cut()
             raise OutputError(f"cannot write events to {self.path}: {write_problem(exc.strerror, exc.errno, self.flag)}"
-                              f"; it holds the {self.count} events before it, in whole lines") from None
+                              f"; the {self.count} events before it are kept, in whole lines") from None
         self._size += len(encoded)
         self.count += len(events)
         if self.max_bytes is not None and self._size >= self.max_bytes:
