@@ -258,6 +258,8 @@ def _extract_onnx(archive: Path, dest: Path) -> None:
                             raise FacetrackError(f"{archive.name}: {member.filename} is larger than it says: "
                                                  "refused, nothing was installed")
                         out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())  # on disk before the rename into the cache
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError):
         raise FacetrackError(f"{archive.name} is not a valid zip archive (corrupt download)") from None
 
