@@ -347,14 +347,9 @@ class StreamSource:
         stream = self._container.streams.video[0]
         rate = Fraction(stream.average_rate or stream.guessed_rate or 30)
         self.live = spec.kind != "stream" or spec.is_rtsp or not self._container.duration
-        # Pictures are given upright, as players show them: a phone's portrait video is taller than wide.
-        self._upright = _UPRIGHT.get(_display_rotation(self.path))
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if self._upright in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE):
-            width, height = height, width
         self.info = VideoInfo(
-            width=width,
-            height=height,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
             fps=rate,
             time_base=Fraction(1, 90000) if self.live else Fraction(stream.time_base or Fraction(1, 90000)),
             frame_count=0 if self.live else round((self._container.duration or 0) / 1_000_000 * rate),
