@@ -231,6 +231,13 @@ def watch(
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Remember nothing: no sightings, strangers numbered "
                                                               "afresh.")] = False,
+    record_segment: Annotated[float | None, typer.Option(
+        "--record-segment", metavar="MINUTES",
+        help="Start a new recording file every MINUTES of video: OUT-0001.mp4, OUT-0002.mp4, …")] = None,
+    events_max_mb: Annotated[float | None, typer.Option(
+        "--events-max-mb", metavar="MB",
+        help="When the events file passes MB MiB it becomes EVENTS.1 (replacing an older one) and a new one "
+             "starts.")] = None,
     gallery: GalleryOpt = None,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
@@ -257,8 +264,16 @@ def watch(
     _setup_logging(verbose)
     if store is not None and no_store:
         raise FacetrackError("--store and --no-store contradict each other: pass one")
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu,
-                       extra={"store": {"path": store}} if store is not None else None)
+    if record_segment is not None and record_segment <= 0:
+        raise FacetrackError("--record-segment must be a positive number of minutes")
+    if events_max_mb is not None and events_max_mb <= 0:
+        raise FacetrackError("--events-max-mb must be a positive size in MiB")
+    bounds = {k: v for k, v in (("record_segment_minutes", record_segment), ("events_max_mb", events_max_mb))
+              if v is not None}
+    extra: dict[str, Any] = {"live": bounds} if bounds else {}
+    if store is not None:
+        extra["store"] = {"path": store}
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu, extra=extra or None)
     if no_store:
         cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": None})})
     elif cfg.store.path is None and identity_wanted(cfg):
@@ -325,23 +340,42 @@ def watch(
     from facetrack.private import open_private
 
     stats_file = open_private(stats, "a") if stats is not None else None
+    stats_failed: list[str] = []
+
+    def write_stats(record: dict[str, Any]) -> None:
+        nonlocal stats_file
+        if stats_file is None:
+            return
+        try:
+            stats_file.write(json.dumps(record) + "\n")
+            stats_file.flush()
+        except OSError as exc:  # a full disk: the stats file alone stops
+            from facetrack.errors import write_problem
+
+            stats_failed.append(f"cannot write stats to {stats}: {write_problem(exc.strerror, exc.errno, '--stats')}")
+            logging.getLogger(__name__).error("%s; that output is turned off, the run goes on", stats_failed[0])
+            try:
+                stats_file.close()
+            except OSError:
+                pass  # what could not be written is lost
+            stats_file = None
 
     def on_stats(report: StatsReport) -> None:
         console.print(render_report(report), highlight=False)
-        if stats_file is not None:
-            stats_file.write(json.dumps(report.as_dict()) + "\n")
-            stats_file.flush()
+        write_stats(report.as_dict())
 
     try:
         summary = runner.run(duration=duration, on_stats=on_stats)
-        if stats_file is not None:
-            stats_file.write(json.dumps({**summary.report.as_dict(), "final": True,
-                                         "stop_reason": summary.stop_reason}) + "\n")
+        write_stats({**summary.report.as_dict(), "final": True, "stop_reason": summary.stop_reason})
     finally:
         if stats_file is not None:
-            stats_file.close()
+            try:
+                stats_file.close()
+            except OSError:
+                pass
         if page is not None:
             page.stop()
+    summary.errors += stats_failed
     console.print(render_report(summary.report, title="facetrack watch: final"), highlight=False)
     written = ", ".join(str(p) for p in [*([events] if events not in (None, "-") else []), *summary.recordings])
     if runner.memory is not None:
@@ -565,11 +599,9 @@ def models_download(pack: Annotated[str, typer.Argument(help="Pack name.")] = "b
     """Download a model pack into the cache and check its SHA-256."""
     from facetrack.models.registry import download_pack, get_pack
 
+    _setup_logging(False)  # download_pack's warnings: no checksum recorded, a plain-http mirror
     cfg = load_config(config)
-    model_pack = get_pack(pack)
-    if model_pack.archive_sha256 is None:
-        console.print(f"[yellow]warning[/]: no published checksum is recorded for {pack}; it is not verified")
-    target = download_pack(model_pack, cfg.models)
+    target = download_pack(get_pack(pack), cfg.models)
     out.print(f"{pack} installed in {target}")
 
 
@@ -608,9 +640,11 @@ def gallery_build(
     pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
 ) -> None:
     """Build a gallery from FOLDER/<person>/*.jpg (the person's name is the folder name)."""
-    from facetrack.gallery import GalleryStore, enroll_folder
+    from facetrack.gallery import GalleryStore, check_gallery_output, enroll_folder, photos_by_person
 
     _setup_logging(False)
+    check_gallery_output(output)  # mistakes fail before the models load
+    photos_by_person(folder)
     enroller = _enroller(build_config(config, detector, recognizer, pack, providers, require_gpu=require_gpu))
     store = GalleryStore(output)
     store.build(enroll_folder(folder, enroller), enroller.embedder)
@@ -627,8 +661,10 @@ def gallery_add(
     pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
 ) -> None:
     """Add photos of a person (all of them, or none if one is refused)."""
-    from facetrack.gallery import GalleryStore
+    from facetrack.gallery import GalleryStore, check_gallery_output, check_person_name
 
+    check_person_name(name)  # mistakes fail before the models load
+    check_gallery_output(gallery)
     enroller = _enroller(build_config(config, detector, recognizer, pack, providers, require_gpu=require_gpu))
     templates = [enroller.template(photo) for photo in photos]  # a refused photo stops before any write
     store = GalleryStore(gallery)
@@ -644,6 +680,17 @@ def gallery_remove(gallery: Annotated[Path, typer.Argument(help="Gallery file (.
 
     removed = GalleryStore(gallery).remove(name)
     out.print(f"removed {name} ({removed} templates) from {gallery}")
+
+
+@gallery_app.command("clear-cache")
+def gallery_clear_cache(config: ConfigOpt = None) -> None:
+    """Overwrite and delete the galleries cached from photo folders (rebuilt from the folders when next used)."""
+    from facetrack.gallery import clear_cache
+    from facetrack.models.registry import cache_root
+
+    cache_dir = cache_root(load_config(config).models).parent / "galleries"
+    removed = clear_cache(cache_dir)
+    out.print(f"removed {len(removed)} cached galleries from {cache_dir}", highlight=False)
 
 
 @gallery_app.command("list")

@@ -243,6 +243,8 @@ class LiveConfig(_Section):
     reconnect_max: float = Field(30.0, gt=0)  # the longest delay between reconnect attempts
     queue_size: int = Field(8, ge=1)  # items between stages: files wait when full, live sources keep the newest
     stats_interval: float = Field(10.0, ge=0)  # seconds between stats reports; 0: only at exit
+    record_segment_minutes: float | None = Field(None, gt=0)  # a new recording file every N minutes of video
+    events_max_mb: float | None = Field(None, gt=0)  # past this size EVENTS becomes EVENTS.1 and a new one starts
 
 
 class MqttConfig(_Section):

@@ -197,6 +197,17 @@ class Enroller:
         return Template(self.embedder.embed_crops(crops)[0], photo, quality)
 
 
+def check_person_name(name: str) -> str:
+    """A person's name is shown, stored and used as a folder name: not empty, no path in it."""
+    if not name.strip():
+        raise FacetrackError("the person's name is empty: give a name, e.g. `facetrack gallery add people.db "
+                             "ada photo.jpg`")
+    if "/" in name or "\\" in name or name in (".", "..") or any(ord(c) < 32 for c in name):
+        raise FacetrackError(f"the person's name {name!r} holds a path separator or a control character: give a "
+                             "plain name such as ada_lovelace")
+    return name
+
+
 def photos_by_person(folder: Path) -> dict[str, list[Path]]:
     """`folder/<person>/*.jpg` → {person: photos}; the person's name is the folder name."""
     if not folder.is_dir():
@@ -205,6 +216,11 @@ def photos_by_person(folder: Path) -> dict[str, list[Path]]:
         sub.name: sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         for sub in sorted(folder.iterdir()) if sub.is_dir() and not sub.name.startswith(".")
     }
+    for photos in people.values():
+        for photo in photos:
+            if not photo.exists():  # a symlink to nothing
+                raise FacetrackError(f"photo {photo} is a broken link (to {os.readlink(photo)}): restore the "
+                                     "photo or delete the link")
     people = {name: photos for name, photos in people.items() if photos}
     if not people:
         raise FacetrackError(f"gallery folder {folder} has no photos: expected {folder}/<person>/<photo>.jpg")
@@ -220,9 +236,25 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def check_gallery_output(path: Path) -> None:
+    """A gallery file can be written at `path` (a folder there, or no folder to put it in, is a one-line error)."""
+    if path.is_dir():
+        raise FacetrackError(f"{path} is a folder: give the gallery a file name, e.g. {path / 'people.db'}")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise FacetrackError(f"cannot write {path}: {path.parent} is a file, not a folder")
+
+
 @contextmanager
 def _connect(path: Path) -> Iterator[sqlite3.Connection]:
-    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+    with closing(sqlite3.connect(path, isolation_level=None, timeout=30)) as conn:  # waits for another writer
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA secure_delete = ON")  # freed pages are zeroed, not left holding old embeddings
         yield conn
@@ -239,6 +271,7 @@ class GalleryStore:
               | None = None) -> None:
         if not any(templates.values()):
             raise FacetrackError("the gallery would be empty: no usable photo (see the messages above)")
+        check_gallery_output(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
@@ -255,6 +288,7 @@ class GalleryStore:
                     if person_templates:
                         self._insert(conn, name, person_templates)
                 conn.execute("COMMIT")
+            _fsync(tmp)  # on disk before the rename makes it the gallery: a power cut leaves the old or the new
             os.replace(tmp, self.path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -275,26 +309,67 @@ class GalleryStore:
 
     def meta(self) -> dict[str, str]:
         self._open_existing()
+        fix = f"(build one with `facetrack gallery build PHOTOS_DIR -o {self.path}`, or pass the right file)"
         try:
             with _connect(self.path) as conn:
-                return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if not {"meta", "people", "templates"} <= tables:
+                    raise FacetrackError(f"{self.path} is an SQLite database of another program, not a facetrack "
+                                         f"gallery {fix}")
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError:
-            raise FacetrackError(f"{self.path} is not a facetrack gallery (not an SQLite database)") from None
+            raise FacetrackError(f"{self.path} is not a facetrack gallery (not an SQLite database, or damaged) "
+                                 f"{fix}") from None
+        if not meta.get("model_fingerprint") or not str(meta.get("dim", "")).isdigit():
+            raise FacetrackError(f"gallery {self.path} is damaged: it does not say which recognizer made it "
+                                 f"(rebuild it with `facetrack gallery build PHOTOS_DIR -o {self.path}`)")
+        return meta
 
     def add(self, name: str, templates: list[Template], embedder: FaceEmbedder) -> None:
-        if not self.path.is_file():
-            self.build({name: templates}, embedder)
-            return
-        meta = self.meta()
-        check_fingerprint(meta.get("model_fingerprint", ""), meta.get("model_name", "?"), embedder, self.path)
-        with _connect(self.path) as conn:
-            conn.execute("BEGIN IMMEDIATE")  # one transaction: all photos are added, or none
-            self._insert(conn, name, templates)
-            conn.execute("COMMIT")
+        """Add templates in one transaction on the file itself: all or none, and two adds at once both land."""
+        check_person_name(name)
+        created = False
+        if not self.path.exists():
+            check_gallery_output(self.path)
+            try:
+                _create_private(self.path)
+                created = True
+            except FileExistsError:
+                pass  # another add made it meanwhile: its schema is written under the lock below
+        if self.path.stat().st_size:
+            self.meta()  # a file that is not a gallery fails here, before any write
+        try:
+            with _connect(self.path) as conn:
+                conn.execute("BEGIN IMMEDIATE")  # one writer at a time; the others wait (timeout above)
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    conn.execute(statement)
+                conn.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", {
+                    "model_fingerprint": embedder.fingerprint, "model_name": embedder.name, "dim": str(embedder.dim),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S")}.items())
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                if meta.get("model_fingerprint") != embedder.fingerprint:
+                    conn.execute("ROLLBACK")
+                    check_fingerprint(meta.get("model_fingerprint", ""), meta.get("model_name", "?"), embedder,
+                                      self.path)
+                self._insert(conn, name, templates)
+                conn.execute("COMMIT")
+        except BaseException:
+            if created:
+                self._unlink_if_empty()  # nothing of it was kept: no empty gallery is left behind
+            raise
+
+    def _unlink_if_empty(self) -> None:
+        try:
+            with _connect(self.path) as conn:
+                empty = conn.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 0
+        except sqlite3.DatabaseError:
+            empty = True  # not even the schema was written
+        if empty:
+            self.path.unlink(missing_ok=True)
 
     def remove(self, name: str) -> int:
         """Delete a person and their templates; returns how many templates went."""
-        self._open_existing()
+        self.meta()  # a file that is not a gallery fails here
         with _connect(self.path) as conn:
             row = conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -309,7 +384,7 @@ class GalleryStore:
 
     def people(self) -> dict[str, int]:
         """{name: number of templates}."""
-        self._open_existing()
+        self.meta()
         with _connect(self.path) as conn:
             rows = conn.execute(
                 "SELECT p.name, COUNT(t.id) FROM people p LEFT JOIN templates t ON t.person_id = p.id "
@@ -328,9 +403,12 @@ class GalleryStore:
         dim = int(meta.get("dim", "0"))
         names = sorted({name for name, _ in rows})
         index = {name: i for i, name in enumerate(names)}
+        short = [name for name, blob in rows if not isinstance(blob, bytes) or len(blob) != 4 * dim]
+        if short:
+            raise FacetrackError(f"gallery {self.path} is damaged: {len(short)} embedding(s) of {short[0]} are not "
+                                 f"{dim} numbers (remove the person with `facetrack gallery remove {self.path} "
+                                 f"{short[0]}` and add them again, or rebuild the gallery)")
         templates = np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
-        if templates.shape[1] != dim:
-            raise FacetrackError(f"gallery {self.path} is damaged (embedding size {templates.shape[1]} ≠ {dim})")
         owners = np.array([index[name] for name, _ in rows])
         return Gallery(names, owners, templates, meta["model_fingerprint"], meta.get("model_name", "?"), self.path)
 
@@ -375,9 +453,46 @@ def open_gallery(spec: Path, enroller: Enroller, cache_dir: Path) -> Gallery:
     contents = _folder_digest(spec)
     key = hashlib.sha256(f"{spec.resolve()}|{enroller.embedder.fingerprint}".encode()).hexdigest()[:16]
     cached = GalleryStore(cache_dir / f"{spec.name}-{key}.db")
-    if cached.path.is_file() and cached.meta().get("folder_digest") == contents:
+    if cached.path.is_file() and _cache_meta(cached).get("folder_digest") == contents:
         return cached.load()
     log.info("building the gallery from %s (cached in %s)", spec, cached.path)
     private_dir(cache_dir)  # the cache holds face embeddings: its owner only
-    cached.build(enroll_folder(spec, enroller), enroller.embedder, {"folder_digest": contents})
+    templates = enroll_folder(spec, enroller)
+    # The folder changed: every older cache of it (this model's, another model's) may hold someone removed
+    # from it since. They are overwritten and deleted; the one in use is rebuilt now, the others when needed.
+    for stale in cache_dir.glob(f"{spec.name}-*.db"):
+        if _cache_meta(GalleryStore(stale)).get("folder", str(spec.resolve())) == str(spec.resolve()):
+            shred(stale)
+    cached.build(templates, enroller.embedder, {"folder_digest": contents, "folder": str(spec.resolve())})
     return cached.load()
+
+
+def _cache_meta(store: GalleryStore) -> dict[str, str]:
+    try:
+        return store.meta()
+    except FacetrackError:
+        return {}  # a damaged cache is rebuilt
+
+
+def shred(path: Path) -> None:
+    """Overwrite a file with zeros, flush it to disk and delete it (on a journalling or copy-on-write file
+    system, or an SSD, old blocks may survive elsewhere: full-disk encryption covers that)."""
+    try:
+        size = path.stat().st_size
+        with path.open("r+b") as handle:
+            handle.write(b"\0" * size)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        log.warning("could not overwrite %s before deleting it: %s", path, exc.strerror)
+    path.unlink(missing_ok=True)
+
+
+def clear_cache(cache_dir: Path) -> list[Path]:
+    """Overwrite and delete every cached folder gallery (they are rebuilt from their folders when next used)."""
+    if not cache_dir.is_dir():
+        return []
+    removed = sorted(p for p in cache_dir.iterdir() if p.is_file() and (p.suffix == ".db" or p.name.endswith(".tmp")))
+    for path in removed:
+        shred(path)
+    return removed

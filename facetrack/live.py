@@ -32,7 +32,7 @@ import numpy as np
 
 from facetrack.config import FacetrackConfig
 from facetrack.detect import FaceDetector
-from facetrack.errors import FacetrackError
+from facetrack.errors import FacetrackError, OutputError
 from facetrack.models.registry import resolve_model
 from facetrack.pipeline import FrameResult, Pipeline, identity_wanted, join_people, load_identity_models
 from facetrack.sinks.alerts import AlertRouter, Publisher
@@ -91,6 +91,7 @@ class Camera:
     last: tuple[int, float] = (0, 0.0)  # index and pts of the latest frame processed
     ended: bool = False
     connected: bool = True  # as last seen by the detection thread
+    failure: str | None = None  # why this camera stopped on its own (the others go on)
 
     @property
     def live(self) -> bool:
@@ -98,6 +99,8 @@ class Camera:
 
     @property
     def state(self) -> str:
+        if self.failure is not None:
+            return "failed"
         if self.ended:
             return "ended"
         connected = getattr(self.source, "connected", True)
@@ -124,7 +127,7 @@ class LiveSummary:
     seconds: float
     stop_reason: str  # "end" (every source finished), "duration", "SIGINT", "SIGTERM", "window", "stop", "error"
     report: StatsReport
-    errors: list[str] = field(default_factory=list)  # sources that ended on a decoding error
+    errors: list[str] = field(default_factory=list)  # cameras that failed, outputs that failed
     recordings: list[Path] = field(default_factory=list)
 
     @property
@@ -210,7 +213,9 @@ class LiveRunner:
                 # One identity memory for every camera: a stranger keeps one ID wherever they are seen.
                 self.memory = open_memory(config, self.embedder)
                 self.gallery = join_people(self.gallery, self.memory)
-            self._events_writer = EventWriter(events) if events is not None else None
+            max_mb = config.live.events_max_mb
+            self._events_writer = (EventWriter(events, max_bytes=None if max_mb is None else round(max_mb * 2**20))
+                                   if events is not None else None)
             for spec, source in zip(cameras, sources, strict=True):
                 pipeline = Pipeline(config, detector=self.detector, frame_rate=float(source.info.fps),
                                     embedder=self.embedder, gallery=self.gallery, memory=self.memory,
@@ -235,6 +240,10 @@ class LiveRunner:
         self._stopping = threading.Event()
         self._stop_reason = "end"  # "end" (every source finished), or what stopped the run
         self._errors: list[BaseException] = []
+        self._output_failures: list[str] = []  # outputs that failed and were turned off; the run went on
+        self._recorded: list[Path] = []  # every recording file opened (segments included)
+        self._segments: dict[str, tuple[int, float]] = {}  # camera → (segment number, its first pts)
+        self._recording_off: set[str] = set()  # cameras whose recording failed
         stages = ("detect+track", "embed", "identify", "events") if self.identity_stage else ("detect+track", "events")
         self.timers: dict[str, StageTimer] = {name: StageTimer() for name in stages}
         if self._render:
@@ -302,6 +311,21 @@ class LiveRunner:
         self._errors.append(exc)
         self.stop("error")
 
+    def _output_failed(self, exc: BaseException) -> None:
+        """An output that cannot be written any more is turned off, said once; everything else goes on."""
+        log.error("%s; that output is turned off, the other outputs, alerts and cameras go on", exc)
+        self._output_failures.append(str(exc))
+
+    def _camera_failed(self, camera: Camera, exc: BaseException) -> None:
+        """One camera's fault (its decoder, its detection) ends that camera only; the others go on."""
+        reason = str(exc) if isinstance(exc, FacetrackError) else f"{type(exc).__name__}: {exc}"
+        log.error("camera %s failed: %s; the other cameras go on", camera.name, reason,
+                  exc_info=not isinstance(exc, FacetrackError))
+        camera.failure = reason
+        camera.ended = True
+        if camera.reader is not None:
+            camera.reader.stop()
+
     # ----- stage threads -----------------------------------------------------------------------------------------
 
     def _detect_loop(self) -> None:
@@ -313,21 +337,28 @@ class LiveRunner:
                 took = False
                 for camera in list(pending):
                     assert camera.reader is not None
-                    frame = camera.reader.poll()
-                    if frame is None:
-                        self._end_tracks_if_dropped(camera)
-                        continue
-                    took = True
-                    if frame is ThreadedReader.END:
-                        pending.remove(camera)
-                        camera.ended = True
+                    try:
+                        frame = camera.reader.poll()
+                        if frame is None:
+                            self._end_tracks_if_dropped(camera)
+                            continue
+                        took = True
+                        if frame is ThreadedReader.END:
+                            pending.remove(camera)
+                            camera.ended = True
+                            _put(self._q_identify, Item(camera, None, camera.pipeline.finish(*camera.last)))
+                            continue
+                        if self.max_frames is not None and camera.counters.frames >= self.max_frames:
+                            continue  # frames decoded before the reader heard it should stop
+                        started = time.perf_counter()
+                        result = camera.pipeline.detect_track(frame)  # type: ignore[arg-type]
+                        timer.add(time.perf_counter() - started)
+                    except Exception as exc:  # this camera's decoder or detection: it alone ends
+                        self._camera_failed(camera, exc)
+                        if camera in pending:
+                            pending.remove(camera)
                         _put(self._q_identify, Item(camera, None, camera.pipeline.finish(*camera.last)))
                         continue
-                    if self.max_frames is not None and camera.counters.frames >= self.max_frames:
-                        continue  # frames decoded before the reader heard it should stop
-                    started = time.perf_counter()
-                    result = camera.pipeline.detect_track(frame)  # type: ignore[arg-type]
-                    timer.add(time.perf_counter() - started)
                     camera.last = (result.frame.index, result.frame.pts)
                     counters = camera.counters
                     counters.frames += 1
@@ -444,7 +475,11 @@ class LiveRunner:
         camera = item.camera
         records = [{"camera": camera.name, **event} for event in item.events]
         if self._events_writer is not None and records:
-            self._events_writer.write(records)
+            try:
+                self._events_writer.write(records)
+            except OutputError as exc:
+                self._events_writer = None
+                self._output_failed(exc)
         for record in records:
             self.router.handle(camera.name, record)
             if self.on_event is not None:
@@ -476,6 +511,8 @@ class LiveRunner:
             for writer in writers.values():
                 try:
                     writer.close()
+                except OutputError as exc:  # the disk filled as it was finished: it plays up to its last fragment
+                    self._output_failed(exc)
                 except Exception as exc:  # one broken recording must not keep the others unfinished
                     log.error("could not finish %s: %s", writer.path, exc)
 
@@ -486,12 +523,19 @@ class LiveRunner:
         canvas = annotator.annotate(result.frame.image, result.detections)
         self.timers["draw"].add(time.perf_counter() - started)
         path = self.record_paths.get(camera.name)
-        if path is not None:
-            writer = writers.get(camera.name)
-            if writer is None:
-                writer = writers[camera.name] = self._open_writer(camera, path, canvas)
+        if path is not None and camera.name not in self._recording_off:
             started = time.perf_counter()
-            writer.write(canvas, result.frame.pts)
+            try:
+                self._record(camera, path, canvas, result.frame.pts, writers)
+            except FacetrackError as exc:  # a full disk, a folder gone: this recording stops, nothing else
+                self._recording_off.add(camera.name)
+                broken = writers.pop(camera.name, None)
+                if broken is not None:
+                    try:
+                        broken.close()
+                    except FacetrackError:
+                        pass  # said already
+                self._output_failed(exc)
             self.timers["encode"].add(time.perf_counter() - started)
         if self._windows is not None:
             with self._display_lock:
@@ -499,13 +543,34 @@ class LiveRunner:
         if self.on_canvas is not None:
             self.on_canvas(camera.name, canvas)
 
+    def _record(self, camera: Camera, path: Path, canvas: np.ndarray, pts: float,
+                writers: dict[str, VideoWriter]) -> None:
+        """Write a frame to the camera's recording; with `record_segment_minutes`, a new file every N minutes of
+        video: OUT-0001.mp4, OUT-0002.mp4, …"""
+        minutes = self.config.live.record_segment_minutes
+        writer = writers.get(camera.name)
+        if minutes is not None:
+            number, first = self._segments.get(camera.name, (0, pts))
+            if writer is None or pts - first >= minutes * 60:
+                if writer is not None:
+                    del writers[camera.name]
+                    writer.close()
+                number, first = number + 1, pts
+                self._segments[camera.name] = (number, first)
+                writer = None
+            path = path.with_name(f"{path.stem}-{number:04d}{path.suffix}")
+        if writer is None:
+            writer = writers[camera.name] = self._open_writer(camera, path, canvas)
+            self._recorded.append(path)
+        writer.write(canvas, pts)
+
     def _open_writer(self, camera: Camera, path: Path, canvas: np.ndarray) -> VideoWriter:
         from dataclasses import replace
 
         info = replace(camera.source.info, height=canvas.shape[0], width=canvas.shape[1])
         audio = camera.source.path if isinstance(camera.source, FileSource) else None
         return VideoWriter(path, info, self.config.annotation.codec, self.config.annotation.crf, audio_from=audio,
-                           fragmented=camera.live)
+                           fragmented=True, flag="--record")  # a cut (kill, full disk) still plays
 
     # ----- the run -----------------------------------------------------------------------------------------------
 
@@ -526,10 +591,10 @@ class LiveRunner:
         self._started = self._last_report = time.monotonic()
         deadline = None if duration is None else self._started + duration
         patience = 30.0  # seconds the stages get to finish what is in flight after a stop
+        states: dict[str, str] = {}
         try:
             for thread in threads:
                 thread.start()
-            states: dict[str, str] = {}
             while threads[-1].is_alive():
                 if self._windows is not None:
                     self._show_windows()
@@ -555,25 +620,33 @@ class LiveRunner:
             self.stop("end")  # a no-op when a reason was given first
             for thread in threads:
                 thread.join(timeout=patience)
+            self._publish_state_changes(states)  # a camera that failed at the very end is said too
             for camera in self.cameras:
-                self.router.status(camera.name, "offline", {})
+                if camera.failure is None:  # a failed camera's retained status keeps saying why
+                    self.router.status(camera.name, "offline", {})
             self._finish_outputs()
         if self._errors:
             raise self._errors[0]
-        errors = [f"{c.name}: {c.source.error}" for c in self.cameras if getattr(c.source, "error", None)]
+        errors = [f"camera {c.name}: {c.failure}" for c in self.cameras if c.failure is not None]
+        errors += self._output_failures
         return LiveSummary(time.monotonic() - self._started, self._stop_reason, self.report(since=self._started),
-                           errors, [p for p in self.record_paths.values() if p.exists()])
+                           errors, [p for p in dict.fromkeys(self._recorded) if p.exists()])
 
     def _publish_state_changes(self, states: dict[str, str]) -> dict[str, str]:
+        for camera in self.cameras:  # a decoder that stopped on an error: the camera failed
+            error = getattr(camera.source, "error", None)
+            if camera.ended and camera.failure is None and error:
+                camera.failure = error  # the source has said it; the status alert says it too
         current = {c.name: c.state for c in self.cameras}
         for camera in self.cameras:
             if current[camera.name] != states.get(camera.name) and current[camera.name] != "ended":
-                self.router.status(camera.name, current[camera.name], {})
+                details = {"reason": camera.failure} if camera.failure is not None else {}
+                self.router.status(camera.name, current[camera.name], details)
         return current
 
     def _publish_status(self, report: StatsReport) -> None:
         for cam in report.cameras:
-            if cam.state != "ended":
+            if cam.state not in ("ended", "failed"):  # a failed camera's status keeps its reason
                 self.router.status(cam.name, cam.state, {"fps": round(cam.fps, 2), "frames": cam.frames,
                                                          "dropped": cam.dropped, "reconnects": cam.reconnects})
 

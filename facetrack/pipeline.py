@@ -359,8 +359,9 @@ def annotate_file(
         annotator = FrameAnnotator(config.annotation)
         events = EventWriter(events_path) if events_path is not None else None
         if output_path is not None:
+            # Fragmented: a run cut short (a full disk, a kill) leaves a file that plays up to the cut.
             video = VideoWriter(output_path, source.info, config.annotation.codec, config.annotation.crf,
-                                audio_from=input_path)
+                                audio_from=input_path, fragmented=True, fragment_seconds=1.0)
         reader = ThreadedReader(source)
         last = (0, 0.0)
         for frame in reader:

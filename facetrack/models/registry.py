@@ -8,10 +8,12 @@ downloaded from InsightFace's release on first use, its SHA-256 checked before a
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -21,9 +23,16 @@ from typing import Literal
 from facetrack.config import ModelsConfig
 from facetrack.errors import FacetrackError
 from facetrack.private import private_dir
+from facetrack.urls import origin
+
+log = logging.getLogger(__name__)
 
 Role = Literal["detector", "recognizer"]
 RELEASE_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7"
+# What an archive may unpack to, by its own declaration (checked before anything is written, and again while
+# writing): the largest pack (buffalo_l) unpacks to about 330 MB.
+MAX_MODEL_BYTES = 1 << 30
+MAX_PACK_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -164,7 +173,14 @@ def _missing_message(pack: ModelPack, model: ModelFile, config: ModelsConfig | N
 def download_pack(pack: ModelPack, config: ModelsConfig | None = None, timeout: float = 30.0) -> Path:
     """Download and unpack `pack` into the cache; the archive's SHA-256 is checked before unpacking."""
     target = cache_root(config) / pack.name
-    url = pack.url(os.environ.get("FACETRACK_MODEL_MIRROR"))
+    mirror = os.environ.get("FACETRACK_MODEL_MIRROR")
+    url = pack.url(mirror)
+    if pack.archive_sha256 is None:  # every time: a pack fetched on first use says it as `models download` does
+        log.warning("no published checksum is recorded for %s; the download from %s is not verified",
+                    pack.name, origin(url))
+    if mirror and urllib.parse.urlsplit(mirror).scheme.lower() == "http":
+        log.warning("FACETRACK_MODEL_MIRROR %s is plain http://: the models can be altered on the way "
+                    "(use https://)", origin(mirror))
     private_dir(target.parent)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{pack.name}-") as tmp:
         archive = Path(tmp) / f"{pack.name}.zip"
@@ -197,17 +213,54 @@ def download_pack(pack: ModelPack, config: ModelsConfig | None = None, timeout: 
     return target
 
 
+def _onnx_members(bundle: zipfile.ZipFile, archive: Path) -> list[tuple[zipfile.ZipInfo, str]]:
+    """The .onnx files to unpack, refused as a whole when a name or a declared size is not what a pack holds."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for member in bundle.infolist():
+        parts = member.filename.replace("\\", "/").split("/")
+        if member.filename.startswith("/") or ".." in parts or ":" in parts[0]:
+            raise FacetrackError(f"{archive.name} holds a path outside its folder ({member.filename!r}): "
+                                 "refused, nothing was installed (the download is not a model pack)")
+        name = parts[-1]  # packs nest files one folder deep, or not at all
+        if member.is_dir() or not name.endswith(".onnx"):
+            continue
+        if name in members:
+            raise FacetrackError(f"{archive.name} holds {name} twice ({members[name].filename!r} and "
+                                 f"{member.filename!r}): refused, nothing was installed")
+        if member.file_size > MAX_MODEL_BYTES:
+            raise FacetrackError(f"{archive.name}: {member.filename} would unpack to {member.file_size / 2**20:,.0f} "
+                                 f"MiB, more than a model is ({MAX_MODEL_BYTES >> 20} MiB at most): refused, nothing "
+                                 "was installed")
+        members[name] = member
+    total = sum(m.file_size for m in members.values())
+    if total > MAX_PACK_BYTES:
+        raise FacetrackError(f"{archive.name} would unpack to {total / 2**20:,.0f} MiB, more than a pack is "
+                             f"({MAX_PACK_BYTES >> 20} MiB at most): refused, nothing was installed")
+    return [(member, name) for name, member in members.items()]
+
+
 def _extract_onnx(archive: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     try:
         with zipfile.ZipFile(archive) as bundle:
-            for member in bundle.infolist():
-                name = Path(member.filename).name  # packs nest files one folder deep, or not at all
-                if member.is_dir() or not name.endswith(".onnx"):
-                    continue
+            members = _onnx_members(bundle, archive)
+            total = sum(m.file_size for m, _ in members)
+            free = shutil.disk_usage(dest).free
+            if total > free:
+                raise FacetrackError(f"{archive.name} unpacks to {total / 2**20:,.0f} MiB and {dest.parent} has "
+                                     f"{free / 2**20:,.0f} MiB free: free space or set models.cache_dir elsewhere")
+            for member, name in members:
+                written = 0
                 with bundle.open(member) as src, (dest / name).open("wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-    except zipfile.BadZipFile:
+                    for chunk in iter(lambda src=src: src.read(1 << 20), b""):  # type: ignore[misc]
+                        written += len(chunk)
+                        if written > member.file_size:  # zipfile stops at the declared size; never trust it
+                            raise FacetrackError(f"{archive.name}: {member.filename} is larger than it says: "
+                                                 "refused, nothing was installed")
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())  # on disk before the rename into the cache
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError):
         raise FacetrackError(f"{archive.name} is not a valid zip archive (corrupt download)") from None
 
 

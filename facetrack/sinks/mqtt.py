@@ -75,6 +75,7 @@ class MqttPublisher:
         self._connected = False
         self._closing = False
         self._down_said = False
+        self.fault: str | None = None  # an unexpected error in a callback or the sender thread
         client_id = config.client_id or f"facetrack-{socket.gethostname()}-{os.getpid()}"
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         if username:
@@ -86,13 +87,30 @@ class MqttPublisher:
         self._status_topic = f"{self.prefix}/status"
         self._client.will_set(self._status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_connect = self._guarded(self._on_connect)
+        self._client.on_disconnect = self._guarded(self._on_disconnect)
+        self._client.on_connect_fail = self._guarded(self._on_connect_fail)
         self._client.connect_async(self.host, self.port, keepalive=30)
         self._client.loop_start()
         self._thread = threading.Thread(target=self._run, name="mqtt-publish", daemon=True)
         self._thread.start()
+
+    def _faulted(self, where: str, exc: BaseException) -> None:
+        """An exception where none was expected: said (once, with its traceback) and the sink reads down."""
+        first = self.fault is None
+        self.fault = f"{where}: {type(exc).__name__}: {exc}"
+        if first:
+            log.error("MQTT broker %s: %s failed (%s: %s); the sink reads down", self.label, where,
+                      type(exc).__name__, exc, exc_info=True)
+
+    def _guarded(self, callback: Any) -> Any:
+        """paho's network thread dies on an exception in a callback, silently: never let one out."""
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception as exc:
+                self._faulted(f"the {callback.__name__.lstrip('_')} callback", exc)
+        return guarded
 
     # paho's network thread calls these.
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
@@ -141,9 +159,15 @@ class MqttPublisher:
                 if not (self._connected and self._queue):
                     return  # closing
                 topic, payload, retain = self._queue.popleft()
-            info = self._client.publish(topic, payload, qos=self.qos, retain=retain)
+            try:
+                info = self._client.publish(topic, payload, qos=self.qos, retain=retain)
+            except Exception as exc:  # e.g. a topic paho refuses: this message is lost, the thread goes on
+                self.dropped += 1
+                self._faulted(f"publishing to {topic}", exc)
+                continue
             if info.rc == mqtt.MQTT_ERR_SUCCESS:
                 self.sent += 1
+                self.fault = None
             else:  # paho keeps qos>0 messages it could not send and resends them on reconnect
                 self.sent += int(self.qos > 0 and info.rc == mqtt.MQTT_ERR_NO_CONN)
                 self.dropped += int(not (self.qos > 0 and info.rc == mqtt.MQTT_ERR_NO_CONN))
@@ -152,7 +176,7 @@ class MqttPublisher:
         return len(self._queue)
 
     def describe(self) -> str:
-        state = "connected" if self._connected else "down"
+        state = f"down ({self.fault})" if self.fault else "connected" if self._connected else "down"
         return f"{state}, {self.sent} sent, {len(self._queue)} queued, {self.dropped} dropped"
 
     def close(self, timeout: float = 2.0) -> None:

@@ -15,7 +15,7 @@ import av
 import cv2
 import numpy as np
 
-from facetrack.errors import FacetrackError
+from facetrack.errors import FacetrackError, OutputError, write_problem
 from facetrack.private import create_private_file
 from facetrack.sources import VideoInfo, ffmpeg_file
 
@@ -111,23 +111,77 @@ class _AudioCopy:
         self._input.close()
 
 
-# Fragmented MP4: the file is playable up to its last fragment even if the process is killed.
-_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+# Fragmented MP4: the file is playable up to its last fragment even if the process is killed or the disk fills.
+# Without B-frames, with negative composition offsets and each fragment's decode time taken from its first frame,
+# every frame keeps the input's timestamp (a start offset included) and the frame rate reads right.
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets+frag_discont"}
+
+
+def trim_fragments(path: Path) -> bool:
+    """Cut a fragmented MP4 that a failed write left unfinished back to its last whole fragment; True if it was.
+
+    A fragment is a `moof` box and the `mdat` after it; a box cut by the failed write would make players stop
+    with a decoding error at the end, so the file is truncated just before the first incomplete fragment.
+    """
+    keep = size = 0
+    try:
+        size = path.stat().st_size
+        keep = 0
+        with path.open("rb") as handle:
+            offset = 0
+            while offset + 8 <= size:
+                handle.seek(offset)
+                header = handle.read(16)
+                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if length == 1 and len(header) == 16:
+                    length = int.from_bytes(header[8:16], "big")
+                if length < 8 or offset + length > size:
+                    break
+                offset += length
+                if kind != b"moof":  # a fragment ends with its mdat; the header boxes before any fragment
+                    keep = offset
+        if keep < size:
+            os.truncate(path, keep)
+    except OSError as exc:
+        log.warning("could not trim the unfinished end of %s: %s", path, exc.strerror)
+    return keep < size
+
+
+def _why_cut(path: Path) -> OSError | None:
+    """Why the end of a file could not be written: one byte appended (and taken back) meets the same error."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except OSError as exc:
+        return exc
+    try:
+        size = os.fstat(fd).st_size
+        os.write(fd, b"\0")
+        os.ftruncate(fd, size)
+        return None
+    except OSError as exc:
+        return exc
+    finally:
+        os.close(fd)
 
 
 class VideoWriter:
     """Writes BGR frames with their presentation times to an H.264 (or MPEG-4) file.
 
-    `fragmented` (for live recordings that may run for days): MP4 fragments every two seconds or so, so an
-    abrupt end (power cut, kill) loses seconds, not the file.
+    `fragmented` (for live recordings that may run for days, and annotated files): MP4 fragments every
+    `fragment_seconds` or so, so an abrupt end (power cut, kill, a full disk) loses seconds, not the file.
+    A write that fails raises `OutputError` (once; the writer is then closed) naming what happened.
     """
 
     def __init__(self, path: Path | str, info: VideoInfo, codec: str = "libx264", crf: int = 23,
-                 audio_from: Path | None = None, fragmented: bool = False) -> None:
+                 audio_from: Path | None = None, fragmented: bool = False, fragment_seconds: float = 2.0,
+                 flag: str = "-o") -> None:
         self.path = Path(path)
-        check_video_output(self.path)
+        self.flag = flag
+        self.failed: str | None = None
+        check_video_output(self.path, flag)
         self.info = info
-        options = _FRAGMENTED if fragmented and self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+        self._fragmented = fragmented and self.path.suffix.lower() in (".mp4", ".mov", ".m4v")
+        options = _FRAGMENTED if self._fragmented else {}
         try:
             create_private_file(self.path)  # FFmpeg then writes into it and keeps its owner-only mode
         except OSError as exc:
@@ -138,7 +192,7 @@ class VideoWriter:
             raise FacetrackError(f"cannot write {self.path}: {exc.strerror} (use a .mp4 or .mkv name)") from None
         self._stream = self._add_video_stream(codec, crf)
         if fragmented:
-            self._stream.codec_context.gop_size = max(1, round(2 * float(info.fps)))
+            self._stream.codec_context.gop_size = max(1, round(fragment_seconds * float(info.fps)))
         self._audio = None
         if audio_from is not None and info.has_audio:
             try:
@@ -158,6 +212,8 @@ class VideoWriter:
             log.warning("encoder %s is not available in this PyAV build; writing MPEG-4 instead", codec)
             codec = "mpeg4"
         options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
+        if self._fragmented:
+            options["bf"] = "0"  # no reordering: each fragment starts at its frames' own timestamps
         stream = self._container.add_stream(codec, rate=self.info.fps, options=options)
         stream.width, stream.height = self.size
         stream.pix_fmt = "yuv420p"
@@ -179,14 +235,37 @@ class VideoWriter:
         frame.pts = pts
         frame.time_base = Fraction(self.info.time_base)
         self._last_pts = pts
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
-        if self._audio is not None:
-            self._audio.copy_until(pts_seconds)
+        if self._container is None:
+            raise OutputError(f"{self.path} is closed" + (f" ({self.failed})" if self.failed else ""))
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+            if self._audio is not None:
+                self._audio.copy_until(pts_seconds)
+        except (av.error.FFmpegError, OSError) as exc:
+            self._give_up(exc)
         self.frames += 1
 
+    def _give_up(self, exc: BaseException) -> None:
+        """A write failed: close what can be closed and say it once; the fragments written still play."""
+        self.failed = write_problem(getattr(exc, "strerror", None) or str(exc), getattr(exc, "errno", None),
+                                    self.flag)
+        self._close_quietly()
+        if self._fragmented:
+            trim_fragments(self.path)
+        raise OutputError(f"cannot write {self.path}: {self.failed}; it plays up to where it stopped") from None
+
+    def _close_quietly(self) -> None:
+        container, self._container = self._container, None
+        for closing in ((self._audio.close,) if self._audio is not None else ()) + (
+                (container.close,) if container is not None else ()):
+            try:
+                closing()
+            except (av.error.FFmpegError, OSError):
+                pass  # the disk that failed the write fails the trailer too
+
     def close(self) -> None:
-        """Flush the encoder and finish the file; safe to call twice."""
+        """Flush the encoder and finish the file; safe to call twice (and after a failed write)."""
         if self._container is None:
             return
         try:
@@ -194,8 +273,16 @@ class VideoWriter:
                 self._container.mux(packet)
             if self._audio is not None:
                 self._audio.copy_until(None)
-        finally:
             if self._audio is not None:
                 self._audio.close()
-            self._container.close()
-            self._container = None  # type: ignore[assignment]
+            self._audio = None
+            container, self._container = self._container, None
+            container.close()
+        except (av.error.FFmpegError, OSError) as exc:
+            self._give_up(exc)
+        # FFmpeg does not always report a write that fails while the file is being finished: a cut last box says it.
+        cause = _why_cut(self.path) if self._fragmented else None  # asked before the trim makes room
+        if self._fragmented and trim_fragments(self.path):
+            self.failed = (write_problem(cause.strerror, cause.errno, self.flag) if cause is not None
+                           else "its end could not be written")
+            raise OutputError(f"cannot write {self.path}: {self.failed}; it plays up to where it stopped")

@@ -12,6 +12,7 @@ from the URL's credentials) never goes anywhere but the configured endpoint.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
 import threading
@@ -84,6 +85,7 @@ class WebhookSink:
         self._closing = threading.Event()
         self._down = False
         self._refusals_said: set[int] = set()
+        self.fault: str | None = None  # an unexpected error in the sender thread: said, and the sink reads down
         self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
         self._thread.start()
 
@@ -104,8 +106,15 @@ class WebhookSink:
                 if not self._queue:
                     return
                 body = self._queue.popleft()
-            if not self._deliver(body):
-                return  # closing while the endpoint is down: close() counts what is left
+            try:
+                if not self._deliver(body):
+                    return  # closing while the endpoint is down: close() counts what is left
+            except Exception as exc:  # a bug or a library surprise: said, counted, and the thread goes on
+                self.failed += 1
+                if self.fault is None:
+                    log.error("webhook %s: sending an alert failed unexpectedly (%s: %s); the sink reads down",
+                              self.label, type(exc).__name__, scrub(str(exc)), exc_info=True)
+                self.fault = f"{type(exc).__name__}: {scrub(str(exc))}"
 
     def _deliver(self, body: bytes) -> bool:
         """Post one alert, retrying as the outcome allows; False when closing interrupted the retries."""
@@ -115,6 +124,7 @@ class WebhookSink:
             outcome, detail = self._post(body)
             if outcome == "sent":
                 self.sent += 1
+                self.fault = None
                 if self._down:
                     log.warning("webhook %s is reachable again", self.label)
                     self._down = False
@@ -161,12 +171,14 @@ class WebhookSink:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             return "unreachable", scrub(f"it cannot be reached ({reason})")
+        except http.client.HTTPException as exc:  # an answer that is not HTTP: a wrong port, a broken proxy
+            return "server-error", scrub(f"its answer is not HTTP ({type(exc).__name__}: {exc})"[:200])
 
     def pending(self) -> int:
         return len(self._queue)
 
     def describe(self) -> str:
-        state = "down" if self._down else "up"
+        state = f"down ({self.fault})" if self.fault else "down" if self._down else "up"
         return f"{state}, {self.sent} sent, {len(self._queue)} queued, {self.failed} failed, {self.dropped} dropped"
 
     def close(self, timeout: float = 2.0) -> None:
