@@ -34,6 +34,9 @@ ProvidersOpt = Annotated[str | None, typer.Option(
 RequireGpuOpt = Annotated[bool, typer.Option(
     "--require-gpu", help="Refuse to run when no GPU provider starts, instead of warning and using the CPU.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what runs where.")]
+DetectIntervalOpt = Annotated[str | None, typer.Option(
+    "--detect-interval", help="Full-frame detection every N frames, faces followed on crops between (1: every "
+                              "frame; auto: 3 for files, measured for live sources).", show_default=False)]
 GalleryOpt = Annotated[Path | None, typer.Option(
     "--gallery", "-g", help="Gallery: a folder of per-person photo folders, or a .db built from one.")]
 
@@ -54,6 +57,16 @@ def build_config(config: Path | None, detector: Path | None = None, recognizer: 
     for section, values in (extra or {}).items():
         overrides.setdefault(section, {}).update(values)
     return load_config(config, overrides)
+
+
+def detect_interval(value: str | None) -> dict[str, Any]:
+    """The `--detect-interval` flag as a config override ({} when not given)."""
+    if value is None:
+        return {}
+    text = value.strip().lower()
+    if text != "auto" and not (text.isdigit() and int(text) >= 1):
+        raise FacetrackError(f"--detect-interval {value!r}: use auto or a whole number of frames, 1 or more")
+    return {"detector": {"interval": "auto" if text == "auto" else int(text)}}
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -77,6 +90,7 @@ def annotate(
     require_gpu: RequireGpuOpt = False,
     timeline: Annotated[Path | None, typer.Option(
         "--timeline", help="Also draw who was on screen when (.png, .svg or .pdf).")] = None,
+    detect_every: DetectIntervalOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Detect, track and identify every face in a video file; write an annotated video and/or JSON Lines events.
@@ -95,7 +109,8 @@ def annotate(
         raise FacetrackError("nothing to write: pass -o OUTPUT.mp4, --events EVENTS.jsonl and/or --timeline T.png")
     if timeline is not None:
         check_writable(timeline, flag="--timeline")
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu,
+                       extra=detect_interval(detect_every))
     probe = FileSource(input)  # fail on a bad input before loading any model
     total, fps = probe.info.frame_count or None, float(probe.info.fps)
     probe.close()
@@ -164,6 +179,7 @@ def watch(
         "--max-frames", help="Stop each camera after this many processed frames.")] = None,
     stats: Annotated[Path | None, typer.Option(
         "--stats", help="Also append every stats report to this JSON Lines file.")] = None,
+    detect_every: DetectIntervalOpt = None,
     gallery: GalleryOpt = None,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
@@ -184,7 +200,8 @@ def watch(
     from facetrack.stats import StatsReport, render_report
 
     _setup_logging(verbose)
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu,
+                       extra=detect_interval(detect_every))
     if duration is not None and duration <= 0:
         raise FacetrackError("--duration must be a positive number of seconds")
     if max_frames is not None and max_frames <= 0:
@@ -302,15 +319,16 @@ def bench(
     speed_twin: Annotated[bool | None, typer.Option(
         "--speed-twin/--no-speed-twin", help="Treat the recognizer as a random-weight speed twin (default: "
                                              "recognised by its graph name).", show_default=False)] = None,
-    repeat: Annotated[int, typer.Option("--repeat", help="Make the three runs in turn N times; keep the fastest of "
+    repeat: Annotated[int, typer.Option("--repeat", help="Make the runs in turn N times; keep the fastest of "
                                                          "each (steadier on a busy machine).")] = 1,
     interleave: Annotated[bool, typer.Option(
-        "--interleave", help="The three runs share one decoding pass and take turns on blocks of 10 frames: "
+        "--interleave", help="The runs share one decoding pass and take turns on blocks of 10 frames: "
                              "fair ratios on a machine busy with other work.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
     events_dir: Annotated[Path | None, typer.Option(
-        "--events-dir", help="Write facetrack.jsonl and naive.jsonl here, to compare their identities with "
-                             "`facetrack eval`.")] = None,
+        "--events-dir", help="Write facetrack.jsonl, every_frame.jsonl and naive.jsonl here, to compare them "
+                             "with `facetrack eval`.")] = None,
+    detect_every: DetectIntervalOpt = None,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
     recognizer: RecognizerOpt = None,
@@ -319,12 +337,14 @@ def bench(
     require_gpu: RequireGpuOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Measure facetrack's fps next to the naive baseline (embed every face) and the detector floor."""
+    """Measure facetrack's fps (detection on a schedule, and on every frame) next to the naive baseline (embed
+    every face) and the every-frame detector floor."""
     from facetrack.bench import RUN_TITLES, bench_table, run_bench
     from facetrack.sources import FileSource
 
     _setup_logging(verbose)
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu,
+                       extra=detect_interval(detect_every))
     probe = FileSource(input)
     total = min(frames, probe.info.frame_count) if frames and probe.info.frame_count else (
         frames or probe.info.frame_count or None)

@@ -204,7 +204,7 @@ class LiveRunner:
             self._events_writer = EventWriter(events) if events is not None else None
             for spec, source in zip(cameras, sources, strict=True):
                 pipeline = Pipeline(config, detector=self.detector, frame_rate=float(source.info.fps),
-                                    embedder=self.embedder, gallery=self.gallery)
+                                    embedder=self.embedder, gallery=self.gallery, live=is_live(source))
                 self.cameras.append(Camera(spec.name, source, pipeline))
         except BaseException:
             for source in sources:

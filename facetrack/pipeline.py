@@ -19,6 +19,7 @@ import supervision as sv
 from facetrack.config import FacetrackConfig
 from facetrack.detect import FaceDetector
 from facetrack.embed import CROP_SIZE, FaceEmbedder, FaceQuality, face_quality
+from facetrack.follow import DetectionSchedule
 from facetrack.gallery import Enroller, Gallery, open_gallery
 from facetrack.identity import IdentityManager
 from facetrack.models.registry import cache_root, resolve_model
@@ -82,10 +83,11 @@ class Pipeline:
     """
 
     def __init__(self, config: FacetrackConfig, detector: FaceDetector | None = None, frame_rate: float = 30.0,
-                 embedder: FaceEmbedder | None = None, gallery: Gallery | None = None) -> None:
+                 embedder: FaceEmbedder | None = None, gallery: Gallery | None = None, live: bool = False) -> None:
         self.config = config
         self.detector = detector or FaceDetector(resolve_model("detector", config.models), config.detector,
                                                  config.runtime)
+        self.schedule = DetectionSchedule(self.detector, config.detector, frame_rate, live)
         self.tracker = FaceTracker(config.tracker, frame_rate=frame_rate)
         self.cuts = CutDetector(config.tracker.cut_threshold) if config.tracker.cut_threshold > 0 else None
         self.times = StageTimes()
@@ -115,11 +117,12 @@ class Pipeline:
         return result
 
     def detect_track(self, frame: Frame) -> FrameResult:
-        with self.times.measure("detect"):
-            detections = self.detector.detect(frame.image)
-        ended: list[int] = []
         with self.times.measure("track"):
             cut = self.cuts is not None and self.cuts.is_cut(frame.image)
+        with self.times.measure("detect"):  # on the whole frame when due, else faces followed (facetrack/follow.py)
+            detections = self.schedule.detect(frame, restart=cut or frame.discontinuity)
+        ended: list[int] = []
+        with self.times.measure("track"):
             if cut or frame.discontinuity:
                 ended = self.tracker.finish()
             update = self.tracker.update(detections, timestamp=frame.pts)
