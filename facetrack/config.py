@@ -103,7 +103,7 @@ class DetectorConfig(_Section):
     live_budget: float = Field(0.5, gt=0.0, le=1.0, description=(
         "With interval auto on a live source: the share of the frame time full detections may take on average "
         "(measured as it runs)."))
-    motion_threshold: float = Field(0.01, ge=0.0, le=1.0, description=(
+    motion_threshold: float = Field(0.02, ge=0.0, le=1.0, description=(
         "Share of a grey thumbnail that must change (away from the tracked faces and their bodies) since the "
         "last full detection for someone to count as maybe having entered; 0 turns the motion check off."))
 

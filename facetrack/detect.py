@@ -86,9 +86,11 @@ class FaceDetector:
         """Faces in `image` scaled to fit `input_size` (width, height; multiples of 32)."""
         return to_detections(*self.keep_large(*self.raw(image, input_size)))
 
-    def raw(self, image: np.ndarray, input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """SCRFD's own output for `image` at `input_size`: N×5 boxes with scores, N×5×2 landmarks."""
-        boxes, landmarks = self._scrfd.detect(image, input_size=input_size)
+    def raw(self, image: np.ndarray, input_size: tuple[int, int],
+            threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """SCRFD's own output for `image` at `input_size`: N×5 boxes with scores, N×5×2 landmarks; faces from
+        `threshold` up (default `score_threshold`)."""
+        boxes, landmarks = self._scrfd.detect(image, input_size=input_size, det_thresh=threshold)
         return boxes, (landmarks if landmarks is not None else np.empty((0, 5, 2), np.float32))
 
     def keep_large(self, boxes: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,10 @@ A full detection comes at once, whatever the interval (the reason is counted in 
 - `overlap`: followed faces overlap (their crops would mix them up);
 - `motion`: a grey thumbnail changed, away from the faces and the bodies below them, since the last full
   detection: someone may have entered;
-- `crowd`: the crops would cost about as much as the whole frame.
+- `crowd`: the crops would cost about as much as the whole frame;
+- `new`: the frame after a full detection found a large face that was not there before. A large face is followed
+  on a reduced crop, and its landmarks are then too coarse to embed (`FRESH`): a second full detection lets its
+  track, confirmed on its second frame, be embedded at once, so that it is named as soon as without a schedule.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import supervision as sv
 from facetrack.config import DetectorConfig
 from facetrack.detect import FaceDetector, to_detections
 from facetrack.sources import Frame
-from facetrack.types import empty_faces
+from facetrack.types import FRESH, empty_faces
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +41,15 @@ FILE_INTERVAL = 3  # interval auto on files
 LIVE_INTERVALS = (3, 10)  # interval auto on live sources: the smallest N in this range within the time budget
 CROP_FACTOR = 2.0  # crop side / longer box side
 MIN_CROP = 48  # detector pixels: a small face keeps some context around it
-MAX_CROP = 128  # detector pixels: a larger face is followed smaller (still ~60 pixels across, plenty for SCRFD)
+MAX_CROP = 120  # detector pixels (120 + TILE_GAP: tiles on a 128 grid); a larger face is followed smaller,
+# still ~60 pixels across, plenty for SCRFD
 TILE_GAP = 8  # black pixels between crops in the mosaic
 MOSAIC_STEP = 64  # mosaic sides are multiples of this: few distinct input shapes
 CROWD_SHARE = 0.6  # a mosaic larger than this share of the full input: detect on the whole frame instead
 OVERLAP_IOU = 0.2  # followed faces overlapping more than this call a full detection
-LOST_SCORE = 0.6  # a face followed at this score or more that its crop no longer shows calls a full detection
+FOLLOW_SCORE = 0.6  # × detector.score_threshold: a face already tracked is taken from its crop at this score, as
+# ByteTrack takes low-score boxes for tracks it holds (the crop is a strong prior); one face per crop
+LOST_SCORE = 0.7  # a face followed at this score or more that its crop no longer shows calls a full detection
 CENTRE = 0.25  # a crop keeps the faces centred in its middle half (the face it follows has barely moved)
 THUMB_WIDTH = 64  # grey thumbnail of the motion check
 MOTION_LEVEL = 24  # grey levels a thumbnail pixel must change by to count as motion
@@ -102,18 +108,23 @@ class FaceFollower:
         if mosaic is None:
             return None
         height, width = mosaic.image.shape[:2]
-        found, marks = self.detector.raw(mosaic.image, (width, height))
+        threshold = FOLLOW_SCORE * self.detector.config.score_threshold
+        found, marks = self.detector.raw(mosaic.image, (width, height), threshold)
         shown = np.zeros(len(boxes), dtype=bool)
+        fresh = np.zeros(0, dtype=bool)
         if len(found):
             # Each face belongs to the tile its centre falls in, if it is in that tile's middle.
             centre = (found[:, :2] + found[:, 2:4]) / 2
             low = mosaic.tiles[:, :2] + CENTRE * mosaic.tiles[:, 2:3]
             high = mosaic.tiles[:, :2] + (1 - CENTRE) * mosaic.tiles[:, 2:3]
             inside = ((centre[:, None, :] >= low[None]) & (centre[:, None, :] < high[None])).all(axis=2)
-            keep = inside.any(axis=1)
+            keep = np.flatnonzero(inside.any(axis=1))
             tile = inside.argmax(axis=1)[keep]
+            _, first = np.unique(tile, return_index=True)  # SCRFD sorts by score: each tile's best face only
+            keep, tile = keep[first], tile[first]
             found, marks = found[keep], marks[keep]
             shown[tile] = True
+            fresh = mosaic.scales[tile] >= 0.99 * scale
             scales = mosaic.scales[tile][:, None]
             shift = mosaic.origins[tile] - mosaic.tiles[tile, :2] / scales  # mosaic → frame, per face
             found = found.copy()
@@ -121,10 +132,19 @@ class FaceFollower:
             marks = marks / scales[:, :, None] + shift[:, None, :]
             if len(found) > 1:
                 best = np.argsort(-found[:, 4], kind="stable")
-                found, marks = found[best], marks[best]
+                found, marks, fresh = found[best], marks[best], fresh[best]
                 kept = sv.box_non_max_suppression(found, iou_threshold=self.detector.config.nms_threshold)
-                found, marks = found[kept], marks[kept]
-        return to_detections(*self.detector.keep_large(found, marks)), shown
+                found, marks, fresh = found[kept], marks[kept], fresh[kept]
+        faces = to_detections(*self.detector.keep_large(found, marks))
+        if len(faces):
+            faces.data[FRESH] = fresh[self._large(found)]
+        return faces, shown
+
+    def _large(self, boxes: np.ndarray) -> np.ndarray:
+        """Which of `boxes` `keep_large` keeps."""
+        if not len(boxes) or not self.detector.config.min_face_size:
+            return np.ones(len(boxes), dtype=bool)
+        return np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= self.detector.config.min_face_size
 
 
 class DetectionSchedule:
@@ -148,6 +168,7 @@ class DetectionSchedule:
         self.frames = 0
         self.reasons: Counter[str] = Counter()
         self._since: int | None = None  # frames since the last full detection; None before the first
+        self._again = False  # a new large face: detect on the whole frame once more
         self._faces = empty_faces()  # the faces of the previous frame: what is followed
         self._reference: np.ndarray | None = None  # thumbnail at the last full detection
         self._full_seconds: float | None = None  # running mean of a full detection's time (live, auto)
@@ -171,6 +192,7 @@ class DetectionSchedule:
                     reason = "lost"
         if reason is not None:
             faces = self._full(frame.image, thumb, reason)
+            self._again = reason != "new" and self._new_large(faces, frame.image.shape[:2])
         elif faces is None:
             faces = empty_faces()  # nobody to follow and nothing moved
         self._since = 0 if reason is not None else (self._since or 0) + 1
@@ -182,6 +204,8 @@ class DetectionSchedule:
             return "start"
         if restart:
             return "cut"
+        if self._again:
+            return "new"
         if self._since + 1 >= self.interval:
             return "interval"
         boxes = self._faces.xyxy
@@ -194,9 +218,23 @@ class DetectionSchedule:
             return "motion"
         return None
 
+    def _new_large(self, faces: sv.Detections, shape: tuple[int, int]) -> bool:
+        """Whether `faces` holds a face that the previous frame did not, large enough to be followed reduced."""
+        scale = self.detector.scale_for(*shape)
+        sides = np.maximum(faces.xyxy[:, 2] - faces.xyxy[:, 0], faces.xyxy[:, 3] - faces.xyxy[:, 1])
+        large = CROP_FACTOR * sides * scale > MAX_CROP
+        if not large.any():
+            return False
+        if not len(self._faces):
+            return True
+        seen = sv.box_iou_batch(faces.xyxy[large], self._faces.xyxy).max(axis=1) >= 0.3
+        return not seen.all()
+
     def _full(self, image: np.ndarray, thumb: np.ndarray | None, reason: str) -> sv.Detections:
         started = time.perf_counter()
         faces = self.detector.detect(image)
+        if len(faces):
+            faces.data[FRESH] = np.ones(len(faces), dtype=bool)
         if self.live:
             seconds = time.perf_counter() - started
             self._full_seconds = seconds if self._full_seconds is None else 0.8 * self._full_seconds + 0.2 * seconds

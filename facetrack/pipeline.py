@@ -30,7 +30,7 @@ from facetrack.sinks.events import Event, EventWriter, frame_event, track_event
 from facetrack.sinks.video import VideoWriter, check_video_output
 from facetrack.sources import FileSource, Frame, ThreadedReader
 from facetrack.track import FaceTracker
-from facetrack.types import LANDMARKS, set_identity_columns
+from facetrack.types import FRESH, LANDMARKS, set_identity_columns
 
 
 class StageTimes:
@@ -144,7 +144,10 @@ class Pipeline:
             views = face_quality(boxes, landmarks)
             plan = EmbeddingPlan([], np.empty((0, CROP_SIZE, CROP_SIZE, 3), np.uint8), [])
             crops = []
+            fresh = detections.data.get(FRESH)  # faces followed on a reduced crop wait for a full detection
             for i in self.scheduler.select(track_ids, views, pts, self.identity.decided_tracks()):
+                if fresh is not None and not fresh[i]:
+                    continue
                 crop = self.embedder.align(result.frame.image, landmarks[i:i + 1])
                 quality = face_quality(boxes[i:i + 1], landmarks[i:i + 1], crop)[0]
                 if not self.scheduler.trusted(quality):
