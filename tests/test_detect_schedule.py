@@ -175,3 +175,21 @@ def test_someone_appearing_between_detections_is_caught_by_motion(motion: bool, 
         assert pipeline.schedule.reasons["motion"] >= 1
     else:
         assert not any(seen)  # without the motion check Biden waits for the next full detection (frame 10)
+
+
+def test_interval_auto_for_files_live_sources_and_fixed_size_detectors(faces: dict[str, np.ndarray],
+                                                                      detector: FaceDetector, detector_path: Path,
+                                                                      fast_detector_path: Path) -> None:
+    config = _config(detector_path)
+    assert Pipeline(config, detector=detector, frame_rate=FPS).schedule.interval == 3  # a file
+    images = [_scene(_background(), [(faces["obama"], 40 + 4 * i, 40)]) for i in range(6)]
+    for frame_rate, expected in ((1.0, 3), (10_000.0, 10)):  # a full detection is quick for 1 fps, not 10 000
+        live = Pipeline(config, detector=detector, frame_rate=frame_rate, live=True)
+        for i, image in enumerate(images):
+            live.process(Frame(image, i, i / frame_rate))
+        assert live.schedule.interval == expected
+    # A fixed-size model pays a full pass for a crop: auto detects on the whole of every frame.
+    fixed = Pipeline(_config(fast_detector_path), frame_rate=FPS)
+    for i, image in enumerate(images):
+        assert len(fixed.process(Frame(image, i, i / FPS)).detections) == (1 if i else 0)
+    assert fixed.schedule.interval == 1 and fixed.schedule.full_detections == len(images)
