@@ -157,13 +157,15 @@ class DetectionSchedule:
         self.follower = FaceFollower(detector)
         self.live = live and config.interval == "auto"
         self.frame_time = 1.0 / frame_rate if frame_rate > 0 else 1.0 / 30
+        dynamic = getattr(detector, "dynamic", False)  # a detector that does not say takes no crops
         if config.interval != "auto":
             self.interval = int(config.interval)
-            if self.interval > 1 and not detector.dynamic:
+            if self.interval > 1 and not dynamic:
+                name = getattr(getattr(detector, "model_path", None), "name", "the detector")
                 log.warning("%s has a fixed input size: following faces costs it a full pass (detector.interval "
-                            "auto uses 1 with it)", detector.model_path.name)
+                            "auto uses 1 with it)", name)
         else:
-            self.interval = FILE_INTERVAL if detector.dynamic else 1
+            self.interval = FILE_INTERVAL if dynamic else 1
         self.full_detections = 0
         self.frames = 0
         self.reasons: Counter[str] = Counter()
