@@ -86,7 +86,8 @@ class DecodeConfig(_Section):
 class DetectorConfig(_Section):
     """SCRFD face detection."""
 
-    # Explicit, fixed input size: one pass per frame (never InsightFace's multi-size "auto" mode).
+    # Explicit input size, one pass per full detection (never InsightFace's multi-size "auto" mode); a model with a
+    # dynamic input gets the frame's aspect at the scale this size gives (keep_aspect).
     input_size: tuple[int, int] = (640, 640)
     score_threshold: float = Field(0.5, ge=0.0, le=1.0)
     nms_threshold: float = Field(0.4, ge=0.0, le=1.0)
