@@ -155,9 +155,9 @@ class DetectionSchedule:
         self.detector = detector
         self.config = config
         self.follower = FaceFollower(detector)
-        self.live = live and config.interval == "auto"
-        self.frame_time = 1.0 / frame_rate if frame_rate > 0 else 1.0 / 30
         dynamic = getattr(detector, "dynamic", False)  # a detector that does not say takes no crops
+        self.live = live and config.interval == "auto" and dynamic  # the interval follows the measured cost
+        self.frame_time = 1.0 / frame_rate if frame_rate > 0 else 1.0 / 30
         if config.interval != "auto":
             self.interval = int(config.interval)
             if self.interval > 1 and not dynamic:

@@ -189,7 +189,7 @@ def test_interval_auto_for_files_live_sources_and_fixed_size_detectors(faces: di
             live.process(Frame(image, i, i / frame_rate))
         assert live.schedule.interval == expected
     # A fixed-size model pays a full pass for a crop: auto detects on the whole of every frame.
-    fixed = Pipeline(_config(fast_detector_path), frame_rate=FPS)
+    fixed = Pipeline(_config(fast_detector_path), frame_rate=FPS, live=True)
     for i, image in enumerate(images):
         assert len(fixed.process(Frame(image, i, i / FPS)).detections) == (1 if i else 0)
     assert fixed.schedule.interval == 1 and fixed.schedule.full_detections == len(images)
