@@ -1,15 +1,18 @@
 """`facetrack bench`: how fast facetrack runs, next to what it saves and what it cannot beat.
 
-Three runs over the same frames, with the same model instances (one `FaceDetector`, one `FaceEmbedder`, one
+Four runs over the same frames, with the same model instances (one `FaceDetector`, one `FaceEmbedder`, one
 gallery), the same threaded decoder and, with `video=True`, the same drawing and encoding:
 
-- facetrack: the product's `Pipeline` — detect, track, throttled align+embed, identify, events;
+- facetrack: the product's `Pipeline` — detect (on a schedule, `detector.interval`, faces followed in between),
+  track, throttled align+embed, identify, events;
+- every_frame: the same pipeline with full-frame detection on every frame (`detector.interval: 1`);
 - naive: detect, then align, embed and match every face in every frame (what most face tools do);
-- floor: decode and detect only — no identity pipeline can be faster than its detector.
+- floor: decode and full-frame detection on every frame — the reference the schedule is measured against: no
+  pipeline that detects on every frame can be faster.
 
 By default the runs are made one after the other, each timed end to end (wall time). With `interleave=True`
 they share one decoding pass and take turns on blocks of 10 frames, each timed on its own work; on a machine
-busy with other work this slows the three alike, so their ratios hold where end-to-end runs would each meet a
+busy with other work this slows them alike, so their ratios hold where end-to-end runs would each meet a
 different load.
 
 Peak memory is the peak resident set size of each run: the kernel's high-water mark (`VmHWM`, reset before
@@ -53,14 +56,15 @@ from facetrack.types import IDENTITY, KNOWN, LANDMARKS, SIMILARITY
 if TYPE_CHECKING:
     from rich.table import Table
 
-RUNS = ("facetrack", "naive", "floor")
-RUN_TITLES = {"facetrack": "facetrack", "naive": "naive: embed every face", "floor": "detector floor"}
+RUNS = ("facetrack", "every_frame", "naive", "floor")
+RUN_TITLES = {"facetrack": "facetrack", "every_frame": "facetrack, detecting every frame",
+              "naive": "naive: embed every face", "floor": "detector floor"}
 STAGES = {"decode": "decode", "detect": "detect", "track": "track", "embed": "align+embed", "identify": "identify",
           "annotate": "annotate", "encode": "encode"}
 SPEED_TWIN_MARK = "speed_twin"  # in the graph name written by benchmarks/make_speed_twin.py
-INTERLEAVED = "interleaved"  # the progress name of the three runs taking turns
+INTERLEAVED = "interleaved"  # the progress name of the runs taking turns
 INTERLEAVE_BLOCK = 10  # frames per turn
-RUN_TITLES[INTERLEAVED] = f"all three, in turns of {INTERLEAVE_BLOCK} frames"
+RUN_TITLES[INTERLEAVED] = f"all four, in turns of {INTERLEAVE_BLOCK} frames"
 Progress = Callable[[str, int], None]  # (run name, frames done)
 
 
@@ -73,6 +77,7 @@ class RunResult:
     embeddings: int
     peak_rss_mb: float | None
     fps_all: list[float] = field(default_factory=list)  # every repeat's fps; this result is the fastest
+    full_detections: int = 0  # full-frame detector passes (the rest of the frames followed faces on crops)
 
     @property
     def fps(self) -> float:
@@ -81,6 +86,10 @@ class RunResult:
     @property
     def embeddings_per_frame(self) -> float:
         return self.embeddings / self.frames if self.frames else 0.0
+
+    @property
+    def full_detections_per_frame(self) -> float:
+        return self.full_detections / self.frames if self.frames else 0.0
 
 
 @dataclass
@@ -96,8 +105,9 @@ class BenchResult:
     speed_twin: bool
     video: bool
     repeat: int  # each run was made this many times, in turns; the fastest of each is kept
-    interleaved: bool  # the three took turns on blocks of frames (else: one after the other, end to end)
+    interleaved: bool  # the runs took turns on blocks of frames (else: one after the other, end to end)
     memory: str  # how peak memory was measured
+    detect_interval: str = "auto"  # facetrack's detector.interval (every_frame: 1)
     runs: dict[str, RunResult] = field(default_factory=dict)
 
     @property
@@ -110,15 +120,25 @@ class BenchResult:
         ours = self.runs["facetrack"].fps
         return self.runs["floor"].fps / ours if ours else 0.0
 
+    @property
+    def schedule_speedup(self) -> float:
+        """facetrack's fps with detection on a schedule over the same pipeline detecting every frame."""
+        every = self.runs["every_frame"].fps
+        return self.runs["facetrack"].fps / every if every else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["runs"] = {name: {**asdict(run), "fps": round(run.fps, 3),
                                "embeddings_per_frame": round(run.embeddings_per_frame, 3),
+                               "full_detections_per_frame": round(run.full_detections_per_frame, 3),
                                "beyond_detection_seconds": round(beyond_detection(run), 4)}
                         for name, run in self.runs.items()}
         data.update(fps=round(self.runs["facetrack"].fps, 3), naive_fps=round(self.runs["naive"].fps, 3),
                     floor_fps=round(self.runs["floor"].fps, 3), speedup_vs_naive=round(self.speedup_vs_naive, 3),
                     floor_over_facetrack=round(self.floor_over_facetrack, 3),
+                    every_frame_fps=round(self.runs["every_frame"].fps, 3),
+                    schedule_speedup=round(self.schedule_speedup, 3),
+                    full_detections_per_frame=round(self.runs["facetrack"].full_detections_per_frame, 3),
                     identity_quality_measured=False)  # a benchmark never judges names: see `facetrack eval`
         return data
 
@@ -188,6 +208,9 @@ class Runner:
     def embeddings(self) -> int:
         return 0
 
+    def full_detections(self) -> int:
+        return self.frames  # a run without a schedule detects on every frame
+
     def step(self, frame: Frame) -> None:
         detections = self.work(frame)
         if self._writer is not None and self._annotator is not None:
@@ -225,9 +248,22 @@ class FacetrackRunner(Runner):
     def embeddings(self) -> int:
         return self.pipeline.embeddings
 
+    def full_detections(self) -> int:
+        return self.pipeline.schedule.full_detections
+
     def close(self) -> None:
         super().close()
         self._events.close()
+
+
+class EveryFrameRunner(FacetrackRunner):
+    """The product's pipeline with full-frame detection on every frame: what the schedule saves."""
+
+    name = "every_frame"
+
+    def __init__(self, config: FacetrackConfig, *args: Any, **kwargs: Any) -> None:
+        every = config.model_copy(update={"detector": config.detector.model_copy(update={"interval": 1})})
+        super().__init__(every, *args, **kwargs)
 
 
 class NaiveRunner(Runner):
@@ -305,14 +341,14 @@ def _sequential(runner: Runner, path: Path, hwaccel: HWAccelMode, max_frames: in
         runner.close()
     seconds = time.perf_counter() - started
     return RunResult(runner.name, runner.frames, seconds, {"decode": source.decode_seconds, **runner.times.seconds},
-                     runner.embeddings(), memory.peak_mb())
+                     runner.embeddings(), memory.peak_mb(), full_detections=runner.full_detections())
 
 
 def _interleaved(runners: list[Runner], path: Path, hwaccel: HWAccelMode, max_frames: int | None, memory: PeakMemory,
                  progress: Progress | None, block: int = INTERLEAVE_BLOCK) -> list[RunResult]:
     """All runs on the same decoded frames, taking turns on blocks of `block` frames (who goes first rotates).
 
-    Turns follow the load of the machine closely enough to slow the three alike, while within a block each run
+    Turns follow the load of the machine closely enough to slow them alike, while within a block each run
     follows its own previous frame as it would alone (a run just after another pays for the other's leftovers:
     evicted caches, inference threads still spinning). Each run's time is its own work; the decoding they
     share is reported but counted in no one's time.
@@ -339,13 +375,13 @@ def _interleaved(runners: list[Runner], path: Path, hwaccel: HWAccelMode, max_fr
             started = time.perf_counter()
             runner.close()
             spent[runner.name] += time.perf_counter() - started
-    peak = memory.peak_mb()  # of the three together
+    peak = memory.peak_mb()  # of the runs together
     return [RunResult(r.name, r.frames, spent[r.name], {"decode": source.decode_seconds, **r.times.seconds},
-                      r.embeddings(), peak) for r in runners]
+                      r.embeddings(), peak, full_detections=r.full_detections()) for r in runners]
 
 
 def _keep_fastest(result: BenchResult, measured: list[RunResult], as_one: bool) -> None:
-    """Keep the fastest of each run (or, for runs that took turns, the fastest pass of the three as a whole, so
+    """Keep the fastest of each run (or, for runs that took turns, the fastest pass of them all, so
     that what is shown was measured together); every try's fps is kept in `fps_all`."""
     history = {run.name: [*(result.runs[run.name].fps_all if run.name in result.runs else []), round(run.fps, 3)]
                for run in measured}
@@ -380,12 +416,13 @@ def _warm_up(path: Path, hwaccel: HWAccelMode, detector: FaceDetector, embedder:
 def run_bench(config: FacetrackConfig, input_path: Path, max_frames: int | None = None, video: bool = False,
               speed_twin: bool | None = None, repeat: int = 1, interleave: bool = False,
               progress: Progress | None = None, events_dir: Path | None = None) -> BenchResult:
-    """facetrack, the naive baseline and the detector floor on the first `max_frames` frames of `input_path`.
+    """facetrack (detection on a schedule and on every frame), the naive baseline and the detector floor on the
+    first `max_frames` frames of `input_path`.
 
-    With `events_dir`, facetrack's and the naive baseline's events go to `facetrack.jsonl` and `naive.jsonl`
-    there, for `facetrack eval` to score the identities both gave.
+    With `events_dir`, the events of facetrack, of facetrack detecting every frame and of the naive baseline go
+    to `facetrack.jsonl`, `every_frame.jsonl` and `naive.jsonl` there, for `facetrack eval` to score them.
 
-    With `repeat` > 1 the three runs are made in turn that many times and the fastest of each is kept (of
+    With `repeat` > 1 the runs are made in turn that many times and the fastest of each is kept (of
     interleaved passes, the fastest pass): on a machine shared with other work, the fastest is the least
     disturbed.
     """
@@ -405,11 +442,13 @@ def run_bench(config: FacetrackConfig, input_path: Path, max_frames: int | None 
         input=str(input_path), width=info.width, height=info.height, frames=0, detector=detector.model_path.name,
         recognizer=embedder.model_path.name, providers=list(detector.session.get_providers()),
         gallery_people=len(gallery) if gallery is not None else 0, speed_twin=twin, video=video, repeat=repeat,
-        interleaved=interleave, memory=memory.method)
+        interleaved=interleave, memory=memory.method, detect_interval=str(config.detector.interval))
 
     makers: list[Callable[[Path | None], Runner]] = [
         lambda video_dir: FacetrackRunner(config, info, video_dir, detector, embedder, gallery,
                                           events_dir / "facetrack.jsonl" if events_dir else None),
+        lambda video_dir: EveryFrameRunner(config, info, video_dir, detector, embedder, gallery,
+                                           events_dir / "every_frame.jsonl" if events_dir else None),
         lambda video_dir: NaiveRunner(config, info, video_dir, detector, embedder, gallery,
                                       events_dir / "naive.jsonl" if events_dir else None),
         lambda video_dir: FloorRunner(config, info, video_dir, detector),
@@ -433,19 +472,21 @@ def run_bench(config: FacetrackConfig, input_path: Path, max_frames: int | None 
 # --- the table -------------------------------------------------------------------------------------------------
 
 def bench_table(result: BenchResult) -> Table:
-    """One table: the three runs side by side, per-stage time and share of each run's wall time."""
+    """One table: the four runs side by side, per-stage time and share of each run's wall time."""
     from rich.table import Table
 
     title = (f"facetrack bench: {Path(result.input).name} ({result.width}×{result.height}), {result.frames} frames"
              f" — {result.detector} + {result.recognizer} on {', '.join(result.providers)}"
              f", gallery of {result.gallery_people}" + (", annotated video written" if result.video else "")
-             + (f", the three taking turns on blocks of {INTERLEAVE_BLOCK} frames" if result.interleaved else "")
+             + (f", the four taking turns on blocks of {INTERLEAVE_BLOCK} frames" if result.interleaved else "")
+             + f", detector.interval {result.detect_interval}"
              + (f", fastest of {result.repeat}" if result.repeat > 1 else ""))
     table = Table(title=title, title_justify="left", caption_justify="left",
                   caption=(f"facetrack / naive: {result.speedup_vs_naive:.2f}× the fps;  "
-                           f"floor / facetrack: {result.floor_over_facetrack:.2f}×.  "
+                           f"floor / facetrack: {result.floor_over_facetrack:.2f}×;  "
+                           f"schedule / every frame: {result.schedule_speedup:.2f}×.  "
                            + _time_note(result) + f"  Peak memory: {result.memory}"
-                           + (", of the three together." if result.interleaved else ".")))
+                           + (", of the four together." if result.interleaved else ".")))
     table.add_column("")
     for name in RUNS:
         table.add_column(RUN_TITLES[name], justify="right")
@@ -460,6 +501,7 @@ def bench_table(result: BenchResult) -> Table:
     for stage in sorted({s for r in runs for s in r.stages} - set(STAGES)):
         table.add_row(stage, *(_stage_cell(r, stage) for r in runs))
     table.add_row("beyond decode+detect", *(_beyond_cell(r) for r in runs))
+    table.add_row("full detections per frame", *(f"{r.full_detections_per_frame:.2f}" for r in runs))
     table.add_row("embeddings per frame", *(f"{r.embeddings_per_frame:.2f}" if r.name != "floor" else "–"
                                             for r in runs))
     table.add_row("peak memory", *(f"{r.peak_rss_mb:.0f} MiB" if r.peak_rss_mb is not None else "–" for r in runs))
@@ -468,7 +510,7 @@ def bench_table(result: BenchResult) -> Table:
 
 def _time_note(result: BenchResult) -> str:
     if result.interleaved:
-        return ("Each run's time is its own work on its frames; the decoding the three share is not counted in "
+        return ("Each run's time is its own work on its frames; the decoding the runs share is not counted in "
                 "it (its share is of that time too).")
     return ("Stage shares are of each run's wall time; decoding runs in its own thread, so they can add up to "
             "more than 100 %.")

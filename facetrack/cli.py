@@ -39,6 +39,9 @@ ProvidersOpt = Annotated[str | None, typer.Option(
 RequireGpuOpt = Annotated[bool, typer.Option(
     "--require-gpu", help="Refuse to run when no GPU provider starts, instead of warning and using the CPU.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what runs where.")]
+DetectIntervalOpt = Annotated[str | None, typer.Option(
+    "--detect-interval", help="Full-frame detection every N frames, faces followed on crops between (1: every "
+                              "frame; auto: 3 for files, measured for live sources).", show_default=False)]
 GalleryOpt = Annotated[Path | None, typer.Option(
     "--gallery", "-g", help="Gallery: a folder of per-person photo folders, or a .db built from one.")]
 StoreOpt = Annotated[str | None, typer.Option(
@@ -73,6 +76,16 @@ def _input_files(config: Path | None, detector: Path | None, recognizer: Path | 
     return [(what, path) for what, path in named if path is not None and not path.is_dir()]
 
 
+def detect_interval(value: str | None) -> dict[str, Any]:
+    """The `--detect-interval` flag as a config override ({} when not given)."""
+    if value is None:
+        return {}
+    text = value.strip().lower()
+    if text != "auto" and not (text.isdigit() and int(text) >= 1):
+        raise FacetrackError(f"--detect-interval {value!r}: use auto or a whole number of frames, 1 or more")
+    return {"detector": {"interval": "auto" if text == "auto" else int(text)}}
+
+
 def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
@@ -97,6 +110,7 @@ def annotate(
     store: Annotated[str | None, typer.Option(
         "--store", help="Identity memory (SQLite file, created if missing, or postgresql://user@host:port/db): "
                         "strangers keep their unknown-N across runs, and every track's sighting is recorded.")] = None,
+    detect_every: DetectIntervalOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Detect, track and identify every face in a video file; write an annotated video and/or JSON Lines events.
@@ -118,7 +132,8 @@ def annotate(
     if timeline is not None:
         check_writable(timeline, flag="--timeline")
     cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu,
-                       extra={"store": {"path": store}} if store is not None else None)
+                       extra={**detect_interval(detect_every), **({"store": {"path": store}} if store else {})}
+                       or None)
     if store is None and cfg.store.path is not None:
         cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": None})})  # only with --store
     probe = FileSource(input)  # fail on a bad input before loading any model
@@ -238,6 +253,7 @@ def watch(
         "--events-max-mb", metavar="MB",
         help="When the events file passes MB MiB it becomes EVENTS.1 (replacing an older one) and a new one "
              "starts.")] = None,
+    detect_every: DetectIntervalOpt = None,
     gallery: GalleryOpt = None,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
@@ -270,7 +286,7 @@ def watch(
         raise FacetrackError("--events-max-mb must be a positive size in MiB")
     bounds = {k: v for k, v in (("record_segment_minutes", record_segment), ("events_max_mb", events_max_mb))
               if v is not None}
-    extra: dict[str, Any] = {"live": bounds} if bounds else {}
+    extra: dict[str, Any] = {**detect_interval(detect_every), **({"live": bounds} if bounds else {})}
     if store is not None:
         extra["store"] = {"path": store}
     cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu, extra=extra or None)
@@ -500,15 +516,16 @@ def bench(
     speed_twin: Annotated[bool | None, typer.Option(
         "--speed-twin/--no-speed-twin", help="Treat the recognizer as a random-weight speed twin (default: "
                                              "recognised by its graph name).", show_default=False)] = None,
-    repeat: Annotated[int, typer.Option("--repeat", help="Make the three runs in turn N times; keep the fastest of "
+    repeat: Annotated[int, typer.Option("--repeat", help="Make the runs in turn N times; keep the fastest of "
                                                          "each (steadier on a busy machine).")] = 1,
     interleave: Annotated[bool, typer.Option(
-        "--interleave", help="The three runs share one decoding pass and take turns on blocks of 10 frames: "
+        "--interleave", help="The runs share one decoding pass and take turns on blocks of 10 frames: "
                              "fair ratios on a machine busy with other work.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
     events_dir: Annotated[Path | None, typer.Option(
-        "--events-dir", help="Write facetrack.jsonl and naive.jsonl here, to compare their identities with "
-                             "`facetrack eval`.")] = None,
+        "--events-dir", help="Write facetrack.jsonl, every_frame.jsonl and naive.jsonl here, to compare them "
+                             "with `facetrack eval`.")] = None,
+    detect_every: DetectIntervalOpt = None,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
     recognizer: RecognizerOpt = None,
@@ -517,12 +534,14 @@ def bench(
     require_gpu: RequireGpuOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Measure facetrack's fps next to the naive baseline (embed every face) and the detector floor."""
+    """Measure facetrack's fps (detection on a schedule, and on every frame) next to the naive baseline (embed
+    every face) and the every-frame detector floor."""
     from facetrack.bench import RUN_TITLES, bench_table, run_bench
     from facetrack.sources import FileSource
 
     _setup_logging(verbose)
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
+    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu,
+                       extra=detect_interval(detect_every))
     probe = FileSource(input)
     total = min(frames, probe.info.frame_count) if frames and probe.info.frame_count else (
         frames or probe.info.frame_count or None)

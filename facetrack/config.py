@@ -86,11 +86,34 @@ class DecodeConfig(_Section):
 class DetectorConfig(_Section):
     """SCRFD face detection."""
 
-    # Explicit, fixed input size: one pass per frame (never InsightFace's multi-size "auto" mode).
+    # Explicit input size, one pass per full detection (never InsightFace's multi-size "auto" mode); a model with a
+    # dynamic input gets the frame's aspect at the scale this size gives (keep_aspect).
     input_size: tuple[int, int] = (640, 640)
     score_threshold: float = Field(0.5, ge=0.0, le=1.0)
     nms_threshold: float = Field(0.4, ge=0.0, le=1.0)
     min_face_size: int = Field(0, ge=0)  # drop boxes whose shorter side is below this, in pixels
+    keep_aspect: bool = Field(True, description=(
+        "Models with a dynamic input get the frame's aspect at the scale input_size would give (640×384 for a "
+        "16:9 frame instead of a letterboxed 640×640): the same faces for less work. Fixed-size models ignore it."))
+    interval: Literal["auto"] | int = Field("auto", description=(
+        "Full-frame detection every N frames; in between each tracked face is followed by the same detector on "
+        "a crop around it (all crops in one small mosaic). A cut, a clock break, a lost face, overlapping faces "
+        "or motion away from the faces bring the next full detection forward. 1: every frame. auto: 3 for "
+        "files; for live sources the smallest N in 3..10 that keeps full detections within live_budget of the "
+        "frame time; 1 for detectors with a fixed input size (a crop costs them a full pass)."))
+    live_budget: float = Field(0.5, gt=0.0, le=1.0, description=(
+        "With interval auto on a live source: the share of the frame time full detections may take on average "
+        "(measured as it runs)."))
+    motion_threshold: float = Field(0.02, ge=0.0, le=1.0, description=(
+        "Share of a grey thumbnail that must change (away from the tracked faces and their bodies) since the "
+        "last full detection for someone to count as maybe having entered; 0 turns the motion check off."))
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise ValueError("detector interval must be auto or a whole number of frames, 1 or more")
+        return value
 
     @field_validator("input_size")
     @classmethod

@@ -1,7 +1,9 @@
 """SCRFD face detection → `sv.Detections` with the 5 landmarks in `data["landmarks"]` (N×5×2).
 
 InsightFace's `SCRFD` class does the decoding (anchors, strides, NMS); this wrapper validates the file, fixes the
-input size (one pass per frame) and converts to supervision's type.
+input size (one pass per frame, never InsightFace's multi-size mode) and converts to supervision's type. Models
+with a dynamic input see the frame's own aspect (`detector.keep_aspect`); a fixed-size model (such as
+scrfd_500m_bnkps, 640×640) gets the frame letterboxed.
 """
 
 from __future__ import annotations
@@ -42,6 +44,26 @@ class FaceDetector:
             log.warning("%s has a fixed input size %s; detector.input_size %s is ignored",
                         model_path.name, tuple(fixed), tuple(config.input_size))
         self.session = session
+        # The model takes any input size (multiples of 32). TensorRT engines are built for input_size alone, so
+        # there the detector keeps that one shape.
+        self.dynamic = not fixed and "TensorrtExecutionProvider" not in session.get_providers()
+        self._sizes: dict[tuple[int, int], tuple[int, int]] = {}
+
+    def input_size_for(self, height: int, width: int) -> tuple[int, int]:
+        """The detector input (width, height) for a frame: `input_size`, or with `keep_aspect` on a dynamic
+        model the frame's aspect at the scale `input_size` would give, rounded up to multiples of 32."""
+        key = (height, width)
+        if key not in self._sizes:
+            size = self.input_size
+            if self.dynamic and self.config.keep_aspect:
+                scale = self.scale_for(height, width)
+                size = (min(size[0], _round_up(width * scale)), min(size[1], _round_up(height * scale)))
+            self._sizes[key] = size
+        return self._sizes[key]
+
+    def scale_for(self, height: int, width: int) -> float:
+        """Detector pixels per frame pixel of a full-frame detection."""
+        return min(self.input_size[0] / width, self.input_size[1] / height)
 
     @staticmethod
     def _check_is_scrfd(path: Path, session: object) -> None:
@@ -57,12 +79,27 @@ class FaceDetector:
 
     def detect(self, image: np.ndarray) -> sv.Detections:
         """Faces in `image` (BGR, H×W×3), highest score first."""
-        boxes, landmarks = self._scrfd.detect(_pad_extreme_aspect(image), input_size=self.input_size)
+        image = _pad_extreme_aspect(image)
+        return self.detect_at(image, self.input_size_for(*image.shape[:2]))
+
+    def detect_at(self, image: np.ndarray, input_size: tuple[int, int]) -> sv.Detections:
+        """Faces in `image` scaled to fit `input_size` (width, height; multiples of 32)."""
+        return to_detections(*self.keep_large(*self.raw(image, input_size)))
+
+    def raw(self, image: np.ndarray, input_size: tuple[int, int],
+            threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """SCRFD's own output for `image` at `input_size`: N×5 boxes with scores, N×5×2 landmarks; faces from
+        `threshold` up (default `score_threshold`)."""
+        boxes, landmarks = self._scrfd.detect(image, input_size=input_size, det_thresh=threshold)
+        return boxes, (landmarks if landmarks is not None else np.empty((0, 5, 2), np.float32))
+
+    def keep_large(self, boxes: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Drops the boxes under `min_face_size` (frame pixels)."""
         if len(boxes) and self.config.min_face_size:
             sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
             keep = sides >= self.config.min_face_size
             boxes, landmarks = boxes[keep], landmarks[keep]
-        return to_detections(boxes, landmarks)
+        return boxes, landmarks
 
 
     def detect_still(self, image: np.ndarray) -> sv.Detections:
@@ -112,6 +149,10 @@ def _pad_extreme_aspect(image: np.ndarray, most: int = 16) -> np.ndarray:
         return image
     return cv2.copyMakeBorder(image, 0, max(0, short - height), 0, max(0, short - width), cv2.BORDER_CONSTANT,
                               value=(0, 0, 0))
+
+
+def _round_up(value: float, step: int = 32) -> int:
+    return max(step, int(np.ceil(value / step - 1e-6)) * step)
 
 
 def to_detections(boxes: np.ndarray, landmarks: np.ndarray | None) -> sv.Detections:

@@ -219,7 +219,7 @@ class LiveRunner:
             for spec, source in zip(cameras, sources, strict=True):
                 pipeline = Pipeline(config, detector=self.detector, frame_rate=float(source.info.fps),
                                     embedder=self.embedder, gallery=self.gallery, memory=self.memory,
-                                    camera=spec.name)
+                                    camera=spec.name, live=is_live(source))
                 self.cameras.append(Camera(spec.name, source, pipeline))
         except BaseException:
             for source in sources:

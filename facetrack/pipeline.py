@@ -19,6 +19,7 @@ import supervision as sv
 from facetrack.config import FacetrackConfig
 from facetrack.detect import FaceDetector
 from facetrack.embed import CROP_SIZE, FaceEmbedder, FaceQuality, face_quality
+from facetrack.follow import DetectionSchedule
 from facetrack.gallery import Enroller, Gallery, open_gallery
 from facetrack.identity import IdentityManager, TrackIdentity
 from facetrack.models.registry import cache_root, resolve_model
@@ -30,7 +31,7 @@ from facetrack.sinks.video import VideoWriter, check_video_output
 from facetrack.sources import FileSource, Frame, ThreadedReader
 from facetrack.store.memory import IdentityMemory, SightingLog, open_memory
 from facetrack.track import FaceTracker
-from facetrack.types import LANDMARKS, set_identity_columns
+from facetrack.types import FRESH, LANDMARKS, set_identity_columns
 
 
 class StageTimes:
@@ -86,10 +87,11 @@ class Pipeline:
 
     def __init__(self, config: FacetrackConfig, detector: FaceDetector | None = None, frame_rate: float = 30.0,
                  embedder: FaceEmbedder | None = None, gallery: Gallery | None = None,
-                 memory: IdentityMemory | None = None, camera: str = "cam0") -> None:
+                 memory: IdentityMemory | None = None, camera: str = "cam0", live: bool = False) -> None:
         self.config = config
         self.detector = detector or FaceDetector(resolve_model("detector", config.models), config.detector,
                                                  config.runtime)
+        self.schedule = DetectionSchedule(self.detector, config.detector, frame_rate, live)
         self.tracker = FaceTracker(config.tracker, frame_rate=frame_rate)
         self.cuts = CutDetector(config.tracker.cut_threshold) if config.tracker.cut_threshold > 0 else None
         self.times = StageTimes()
@@ -131,13 +133,14 @@ class Pipeline:
         return result
 
     def detect_track(self, frame: Frame) -> FrameResult:
-        with self.times.measure("detect"):
-            detections = self.detector.detect(frame.image)
-        ended: list[int] = []
         with self.times.measure("track"):
             looked_at = self.cuts is not None or self.tracker.changes is not None
             thumbnail = frame_thumbnail(frame.image) if looked_at else None
             cut = self.cuts is not None and self.cuts.is_cut(frame.image, thumbnail)
+        with self.times.measure("detect"):  # on the whole frame when due, else faces followed (facetrack/follow.py)
+            detections = self.schedule.detect(frame, restart=cut or frame.discontinuity)
+        ended: list[int] = []
+        with self.times.measure("track"):
             if cut or frame.discontinuity:
                 ended = self.tracker.finish()
             update = self.tracker.update(detections, timestamp=frame.pts, image=frame.image, thumbnail=thumbnail)
@@ -160,7 +163,10 @@ class Pipeline:
             plan = EmbeddingPlan([], np.empty((0, CROP_SIZE, CROP_SIZE, 3), np.uint8), [])
             crops = []
             suspect = set(result.changed) | self.identity.doubted_tracks()
+            fresh = detections.data.get(FRESH)  # faces followed on a reduced crop wait for a full detection
             for i in self.scheduler.select(track_ids, views, pts, self.identity.decided_tracks(), suspect):
+                if fresh is not None and not fresh[i]:
+                    continue
                 crop = self.embedder.align(result.frame.image, landmarks[i:i + 1])
                 quality = face_quality(boxes[i:i + 1], landmarks[i:i + 1], crop)[0]
                 if not self.scheduler.trusted(quality):

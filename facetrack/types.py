@@ -15,6 +15,9 @@ IDENTITY = "identity"  # N objects: gallery name or unknown-N, None while undeci
 KNOWN = "known"  # N bools: the identity is a gallery name
 SIMILARITY = "similarity"  # N floats: similarity to the named person, NaN when none
 IDENTITY_STATE = "identity_state"  # N objects: pending | known | unknown | conflict
+# N bools, optional: the landmarks were found at the full detection's scale this frame (a full-frame detection, or
+# a crop that was not reduced); faces followed on a reduced crop have coarser landmarks and are not embedded.
+FRESH = "fresh"
 
 IDENTITY_COLUMNS = (IDENTITY, KNOWN, SIMILARITY, IDENTITY_STATE)
 

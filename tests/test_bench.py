@@ -20,8 +20,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_bench_json_has_the_three_runs_on_the_same_frames(home: Path, clip_path: Path, detector_path: Path,
-                                                          recognizer_path: Path, gallery_dir: Path) -> None:
+def test_bench_json_has_the_runs_on_the_same_frames(home: Path, clip_path: Path, detector_path: Path,
+                                                    recognizer_path: Path, gallery_dir: Path) -> None:
     result = run_cli("bench", clip_path, "--frames", "8", "--detector", detector_path, "--recognizer",
                      recognizer_path, "--gallery", gallery_dir, "--json")
     assert result.returncode == 0, result.stderr
@@ -29,11 +29,16 @@ def test_bench_json_has_the_three_runs_on_the_same_frames(home: Path, clip_path:
     assert report["fps"] > 0 and report["naive_fps"] > 0 and report["floor_fps"] > 0
     assert report["speedup_vs_naive"] == pytest.approx(report["fps"] / report["naive_fps"], rel=0.01)
     runs = report["runs"]
-    assert {name: run["frames"] for name, run in runs.items()} == {"facetrack": 8, "naive": 8, "floor": 8}
+    assert {name: run["frames"] for name, run in runs.items()} == {"facetrack": 8, "every_frame": 8, "naive": 8,
+                                                                   "floor": 8}
     assert set(runs["floor"]["stages"]) == {"decode", "detect"}
     assert {"decode", "detect", "track", "embed", "identify"} <= set(runs["facetrack"]["stages"])
     # The naive baseline embeds every face of every frame (the clip opens on two faces); facetrack throttles.
     assert runs["naive"]["embeddings"] >= 2 * 8 > runs["facetrack"]["embeddings"] >= 1
+    # The floor and the every-frame pipeline detect on every frame; the schedule (auto: 3 on a file) fewer.
+    assert runs["floor"]["full_detections_per_frame"] == runs["every_frame"]["full_detections_per_frame"] == 1
+    assert 3 / 8 <= report["full_detections_per_frame"] < 1 and report["detect_interval"] == "auto"
+    assert report["every_frame_fps"] > 0
     assert report["gallery_people"] == 6 and report["speed_twin"] is False
     assert all(run["peak_rss_mb"] > 50 for run in runs.values())
     assert "not measured" not in result.stderr
