@@ -90,7 +90,14 @@ class FaceDetector:
             threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """SCRFD's own output for `image` at `input_size`: N×5 boxes with scores, N×5×2 landmarks; faces from
         `threshold` up (default `score_threshold`)."""
-        boxes, landmarks = self._scrfd.detect(image, input_size=input_size, det_thresh=threshold)
+        if threshold is None:
+            boxes, landmarks = self._scrfd.detect(image, input_size=input_size)
+        else:  # insightface before 2 takes no threshold per call: set the model's own for this call
+            default, self._scrfd.det_thresh = self._scrfd.det_thresh, threshold
+            try:
+                boxes, landmarks = self._scrfd.detect(image, input_size=input_size)
+            finally:
+                self._scrfd.det_thresh = default
         return boxes, (landmarks if landmarks is not None else np.empty((0, 5, 2), np.float32))
 
     def keep_large(self, boxes: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

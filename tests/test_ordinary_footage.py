@@ -52,20 +52,30 @@ def run_main(*args: str | Path) -> tuple[int, str, str]:
     return code, stdout.getvalue(), stderr.getvalue()
 
 
+class Footage(dict[str, Path]):
+    """The clips by name, each made the first time a test asks for it."""
+
+    def __init__(self, folder: Path, media: Path, clip: Path) -> None:
+        super().__init__()
+        self.folder, self.media = folder, media
+        self.makers = edge_cases(clip, media / "real" / "talking_head_1.mp4", media / "images" / "t1.jpg")
+
+    def __missing__(self, name: str) -> Path:
+        if name in REAL:
+            relative, frames = REAL[name]
+            source = self.media / "real" / relative
+            with av.open(str(source)) as container:
+                fps = round(float(container.streams.video[0].average_rate or 25))
+            made = write_video(self.folder / f"{name}.mp4", read_frames(source, frames), fps=fps)
+        else:
+            made = self.makers[name](self.folder)
+        self[name] = made
+        return made
+
+
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory: pytest.TempPathFactory, assets: Path, clip_path: Path) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("footage")
-    media = assets / "media"
-    clips: dict[str, Path] = {}
-    for name, (relative, frames) in REAL.items():
-        source = media / "real" / relative
-        with av.open(str(source)) as container:
-            fps = round(float(container.streams.video[0].average_rate or 25))
-        clips[name] = write_video(folder / f"{name}.mp4", read_frames(source, frames), fps=fps)
-    makers = edge_cases(clip_path, media / "real" / "talking_head_1.mp4", media / "images" / "t1.jpg")
-    for name, make in makers.items():
-        clips[name] = make(folder)
-    return clips
+    return Footage(tmp_path_factory.mktemp("footage"), assets / "media", clip_path)
 
 
 @pytest.fixture(scope="module")
