@@ -108,8 +108,8 @@ def run_cli_here(*args: str | Path, cwd: Path | None = None) -> subprocess.Compl
         os.chdir(folder)
         root.handlers[:] = handlers  # the command set up its own logging: give the test runner's back
         root.setLevel(level)
-    return subprocess.CompletedProcess(list(args), code if isinstance(code, int) else 1, stdout.getvalue(),
-                                       stderr.getvalue())
+    status = 0 if code is None else code if isinstance(code, int) else 1  # sys.exit("text") is a failure
+    return subprocess.CompletedProcess(list(args), status, stdout.getvalue(), stderr.getvalue())
 
 
 @pytest.fixture(scope="session")

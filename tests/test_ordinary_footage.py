@@ -9,15 +9,13 @@ traceback, one frame event per decoded frame with increasing times, every track 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import sys
 from pathlib import Path
 
 import av
 import pytest
 
+from tests.conftest import run_cli_here
 from tests.footage import count_frames, edge_cases, read_frames, write_video
 
 # Real clips, cut to their first frames (name → path under media/real, frames kept).
@@ -36,20 +34,8 @@ ENDS_EARLY = {"truncated"}
 
 def run_main(*args: str | Path) -> tuple[int, str, str]:
     """The `facetrack` command line, in this process: exit status, what it printed to stdout and to stderr."""
-    from facetrack.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    argv = sys.argv
-    sys.argv = ["facetrack", *map(str, args)]
-    code = 0
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = argv
-    return code, stdout.getvalue(), stderr.getvalue()
+    result = run_cli_here(*args)
+    return result.returncode, result.stdout, result.stderr
 
 
 class Footage(dict[str, Path]):

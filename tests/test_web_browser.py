@@ -99,6 +99,19 @@ def _png(path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000, path
 
 
+# The page's JS waits for the server; on a loaded machine 5 s (Playwright's default) is not always enough.
+EXPECT_TIMEOUT_MS = 20_000
+playwright.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+# An image's decoded width once it has loaded or failed (0): waiting for it, not reading it too early.
+_WIDTH_WHEN_LOADED = ("i => i.complete ? i.naturalWidth : new Promise(done => { "
+                      "i.addEventListener('load', () => done(i.naturalWidth), {once: true}); "
+                      "i.addEventListener('error', () => done(0), {once: true}); })")
+
+
+def _decoded_width(image) -> int:  # type: ignore[no-untyped-def]
+    return int(image.evaluate(_WIDTH_WHEN_LOADED))
+
+
 def test_name_a_stranger_in_the_browser_then_seen_finds_them(server: str, store: Path, browser, shots: Path):  # type: ignore[no-untyped-def]
     page = browser.new_page(viewport={"width": 1100, "height": 620})
     page.set_default_timeout(20_000)
@@ -109,7 +122,7 @@ def test_name_a_stranger_in_the_browser_then_seen_finds_them(server: str, store:
         strangers = [c.get_attribute("data-identity") for c in cards.all()]
         assert all(s and s.startswith("unknown-") for s in strangers)
         for img in page.locator("article.card img.face").all():  # every crop loaded and decoded
-            assert img.evaluate("i => i.complete && i.naturalWidth") == 112
+            assert _decoded_width(img) == 112
 
         page.click("nav >> text=Review strangers")
         page.wait_for_url("**/review")
@@ -145,7 +158,7 @@ def test_name_a_stranger_in_the_browser_then_seen_finds_them(server: str, store:
         page.locator("article.stranger-row button[data-action=name]").first.click()
         choice = page.locator("#act-choices .choice[data-identity='Grace Hopper']")
         playwright.expect(choice).to_be_visible()
-        assert choice.locator("img").evaluate("i => i.complete && i.naturalWidth") == 112
+        assert _decoded_width(choice.locator("img")) == 112
         choice.click()
         page.screenshot(path=str(shots / "web-review.png"), full_page=True)
         _png(shots / "web-review.png")
