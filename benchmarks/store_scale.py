@@ -3,7 +3,7 @@ and the store's write rate (sightings per second) for one and several writers.
 
     python benchmarks/store_scale.py                                  # matching only
     python benchmarks/store_scale.py --store postgresql://facetrack@127.0.0.1:5432/bench --writers 1 4
-    python benchmarks/store_scale.py --store /tmp/bench.db            # SQLite, for comparison
+    python benchmarks/store_scale.py --store bench.db                 # SQLite, for comparison
 
 Matching: `StrangerBank.match` (what each stranger decision does, under the mint lock on PostgreSQL) and the
 gallery's `Gallery.match` (what every embedding of every track does), on random unit vectors with 5 templates per
