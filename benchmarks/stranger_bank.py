@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from facetrack.config import FacetrackConfig, load_config
-from facetrack.detect import FaceDetector
-from facetrack.models.registry import resolve_model
-from facetrack.pipeline import Pipeline, load_identity_models
+from facetrack.models.faces import FaceModels
+from facetrack.pipeline import Pipeline
 from facetrack.sources import FileSource
 from facetrack.store import Recognizer, Sighting
 from facetrack.store.memory import IdentityMemory
@@ -49,8 +48,9 @@ class RecordingMemory(IdentityMemory):
 
 def record_clips(config: FacetrackConfig, clips: list[Path], scratch: Path
                  ) -> tuple[dict[str, list[tuple[str, object]]], Recognizer]:
-    detector = FaceDetector(resolve_model("detector", config.models), config.detector, config.runtime)
-    embedder, _ = load_identity_models(config, detector)
+    models = FaceModels.load(config, identity=True)
+    detector, embedder = models.detector, models.embedder
+    assert embedder is not None
     recognizer = Recognizer(embedder.fingerprint, embedder.name, str(embedder.model_path), embedder.dim)
     calls: dict[str, list[tuple[str, object]]] = {}
     for clip in clips:

@@ -45,8 +45,8 @@ from facetrack.detect import FaceDetector
 from facetrack.embed import FaceEmbedder
 from facetrack.errors import FacetrackError
 from facetrack.gallery import Gallery
-from facetrack.models.registry import resolve_model
-from facetrack.pipeline import Pipeline, StageTimes, load_identity_models
+from facetrack.models.faces import FaceModels
+from facetrack.pipeline import Pipeline, StageTimes
 from facetrack.sinks.drawing import FrameAnnotator
 from facetrack.sinks.events import EventWriter, frame_event
 from facetrack.sinks.video import VideoWriter
@@ -434,8 +434,9 @@ def run_bench(config: FacetrackConfig, input_path: Path, max_frames: int | None 
     info = probe.info
     probe.close()
     memory = PeakMemory()
-    detector = FaceDetector(resolve_model("detector", config.models), config.detector, config.runtime)
-    embedder, gallery = load_identity_models(config, detector)
+    models = FaceModels.load(config, identity=True)
+    detector, embedder, gallery = models.detector, models.embedder, models.gallery
+    assert embedder is not None
     twin = is_speed_twin(embedder) if speed_twin is None else speed_twin
     _warm_up(input_path, config.decode.hwaccel, detector, embedder)
     result = BenchResult(

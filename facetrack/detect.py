@@ -17,14 +17,11 @@ import supervision as sv
 from insightface.model_zoo.scrfd import SCRFD
 
 from facetrack.config import DetectorConfig, RuntimeConfig
-from facetrack.errors import FacetrackError
 from facetrack.models.runtime import create_session
+from facetrack.models.signature import check_role
 from facetrack.types import LANDMARKS, empty_faces
 
 log = logging.getLogger(__name__)
-
-# SCRFD exports have 3 or 5 strides × (score, box[, landmarks]) outputs; 9 and 15 are the ones with landmarks.
-_OUTPUTS_WITH_LANDMARKS = (9, 15)
 
 
 class FaceDetector:
@@ -32,7 +29,7 @@ class FaceDetector:
 
     def __init__(self, model_path: Path, config: DetectorConfig, runtime: RuntimeConfig) -> None:
         session = create_session(model_path, runtime, role="detector", input_size=tuple(config.input_size))
-        self._check_is_scrfd(model_path, session)
+        check_role(model_path, session, "detector")
         self.model_path = model_path
         self.config = config
         self._scrfd = SCRFD(model_file=str(model_path), session=session)
@@ -64,18 +61,6 @@ class FaceDetector:
     def scale_for(self, height: int, width: int) -> float:
         """Detector pixels per frame pixel of a full-frame detection."""
         return min(self.input_size[0] / width, self.input_size[1] / height)
-
-    @staticmethod
-    def _check_is_scrfd(path: Path, session: object) -> None:
-        inputs = session.get_inputs()  # type: ignore[attr-defined]
-        outputs = session.get_outputs()  # type: ignore[attr-defined]
-        shape = inputs[0].shape if inputs else []
-        if len(outputs) not in _OUTPUTS_WITH_LANDMARKS or len(shape) != 4:
-            hint = " (it looks like a face recognizer: pass it to --recognizer)" if len(outputs) == 1 else ""
-            raise FacetrackError(
-                f"{path} is not an SCRFD face detector with 5 landmarks{hint}: "
-                "pass an InsightFace SCRFD model such as det_10g.onnx to --detector"
-            )
 
     def detect(self, image: np.ndarray) -> sv.Detections:
         """Faces in `image` (BGR, H×W×3), highest score first."""

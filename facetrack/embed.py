@@ -18,17 +18,12 @@ from insightface.model_zoo.arcface_onnx import ArcFaceONNX
 from insightface.utils import face_align
 
 from facetrack.config import RuntimeConfig
-from facetrack.errors import FacetrackError
 from facetrack.models.registry import sha256_of
 from facetrack.models.runtime import create_session, run_with_binding
+from facetrack.models.signature import CROP_SIZE, check_role
 
-CROP_SIZE = 112
 # scikit-image 0.26 deprecates the call InsightFace's norm_crop makes; the result is unchanged.
 warnings.filterwarnings("ignore", category=FutureWarning, module="insightface.utils.face_align")
-
-
-def _is_dynamic(dim: object) -> bool:
-    return not isinstance(dim, int) or dim <= 0
 
 
 class FaceEmbedder:
@@ -37,22 +32,14 @@ class FaceEmbedder:
     def __init__(self, model_path: Path, runtime: RuntimeConfig, max_batch: int = 32) -> None:
         session = create_session(model_path, runtime, role="recognizer", input_size=(CROP_SIZE, CROP_SIZE),
                                  max_batch=max_batch)
-        inputs, outputs = session.get_inputs(), session.get_outputs()
-        shape = inputs[0].shape if len(inputs) == 1 else []
-        if len(outputs) != 1 or len(shape) != 4 or shape[1] != 3 or shape[2:] != [CROP_SIZE, CROP_SIZE]:
-            hint = " (it looks like a face detector: pass it to --detector)" if len(outputs) >= 6 else ""
-            raise FacetrackError(
-                f"{model_path} is not an ArcFace-family face recognizer with 112×112 input{hint}: "
-                "pass a model such as w600k_r50.onnx to --recognizer"
-            )
+        signature = check_role(model_path, session, "recognizer")
         self.model_path = model_path
         self.session = session
         self._model = ArcFaceONNX(model_file=str(model_path), session=session)
         # A fixed batch axis of 1 (many small exports) means one call per face; dynamic means one call in all.
-        self.batchable = _is_dynamic(shape[0])
+        self.batchable = signature.batch_dynamic
         self.max_batch = max_batch if self.batchable else 1
-        out_dim = outputs[0].shape[-1]
-        self.dim = int(out_dim) if not _is_dynamic(out_dim) else self._embed_batch(
+        self.dim = signature.embedding_dim or self._embed_batch(
             np.zeros((1, CROP_SIZE, CROP_SIZE, 3), np.uint8)).shape[1]
         self.fingerprint = model_fingerprint(model_path)
         self.calls = 0  # inference calls made, for the stats

@@ -33,8 +33,8 @@ import numpy as np
 from facetrack.config import FacetrackConfig
 from facetrack.detect import FaceDetector
 from facetrack.errors import FacetrackError, OutputError
-from facetrack.models.registry import resolve_model
-from facetrack.pipeline import FrameResult, Pipeline, identity_wanted, join_people, load_identity_models
+from facetrack.models.faces import FaceModels
+from facetrack.pipeline import FrameResult, Pipeline, join_people
 from facetrack.sinks.alerts import AlertRouter, Publisher
 from facetrack.sinks.drawing import FrameAnnotator
 from facetrack.sinks.events import Event, EventWriter
@@ -205,10 +205,8 @@ class LiveRunner:
             sources = self._open_sources(cameras)
             # One set of models for every camera: detector, recognizer and gallery are shared; trackers and
             # identity state are per camera.
-            self.detector = detector or FaceDetector(resolve_model("detector", config.models), config.detector,
-                                                     config.runtime)
-            self.embedder, self.gallery = (load_identity_models(config, self.detector) if identity_wanted(config)
-                                           else (None, None))
+            self.models = FaceModels.load(config, detector=detector)
+            self.detector, self.embedder, self.gallery = self.models.detector, self.models.embedder, self.models.gallery
             if self.embedder is not None and config.store.path is not None:
                 # One identity memory for every camera: a stranger keeps one ID wherever they are seen.
                 self.memory = open_memory(config, self.embedder)
@@ -217,8 +215,8 @@ class LiveRunner:
             self._events_writer = (EventWriter(events, max_bytes=None if max_mb is None else round(max_mb * 2**20))
                                    if events is not None else None)
             for spec, source in zip(cameras, sources, strict=True):
-                pipeline = Pipeline(config, detector=self.detector, frame_rate=float(source.info.fps),
-                                    embedder=self.embedder, gallery=self.gallery, memory=self.memory,
+                models = FaceModels(self.detector, self.embedder, self.gallery)  # the gallery joined with the store
+                pipeline = Pipeline(config, models=models, frame_rate=float(source.info.fps), memory=self.memory,
                                     camera=spec.name, live=is_live(source))
                 self.cameras.append(Camera(spec.name, source, pipeline))
         except BaseException:

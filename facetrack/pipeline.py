@@ -20,9 +20,9 @@ from facetrack.config import FacetrackConfig
 from facetrack.detect import FaceDetector
 from facetrack.embed import CROP_SIZE, FaceEmbedder, FaceQuality, face_quality
 from facetrack.follow import DetectionSchedule
-from facetrack.gallery import Enroller, Gallery, open_gallery
+from facetrack.gallery import Gallery
 from facetrack.identity import IdentityManager, TrackIdentity
-from facetrack.models.registry import cache_root, resolve_model
+from facetrack.models.faces import FaceModels, load_detector
 from facetrack.scene import CutDetector, frame_thumbnail
 from facetrack.schedule import EmbeddingScheduler
 from facetrack.sinks.drawing import FrameAnnotator
@@ -87,10 +87,14 @@ class Pipeline:
 
     def __init__(self, config: FacetrackConfig, detector: FaceDetector | None = None, frame_rate: float = 30.0,
                  embedder: FaceEmbedder | None = None, gallery: Gallery | None = None,
-                 memory: IdentityMemory | None = None, camera: str = "cam0", live: bool = False) -> None:
+                 memory: IdentityMemory | None = None, camera: str = "cam0", live: bool = False,
+                 models: FaceModels | None = None) -> None:
         self.config = config
-        self.detector = detector or FaceDetector(resolve_model("detector", config.models), config.detector,
-                                                 config.runtime)
+        if models is None:  # the models given one by one, the rest loaded as the config asks
+            models = (FaceModels(detector or load_detector(config), embedder, gallery) if embedder is not None
+                      else FaceModels.load(config, detector=detector))
+        self.models = models
+        self.detector = models.detector
         self.schedule = DetectionSchedule(self.detector, config.detector, frame_rate, live)
         self.tracker = FaceTracker(config.tracker, frame_rate=frame_rate)
         self.cuts = CutDetector(config.tracker.cut_threshold) if config.tracker.cut_threshold > 0 else None
@@ -100,10 +104,8 @@ class Pipeline:
         self.embeddings = 0
         self.tracks_seen: set[int] = set()
         self._successors: dict[int, int] = {}  # split track → the ID its face went on under
-        self.embedder = embedder
-        self.gallery = gallery
-        if self.embedder is None and identity_wanted(config):
-            self.embedder, self.gallery = load_identity_models(config, self.detector)
+        self.embedder = models.embedder
+        self.gallery = models.gallery
         self.identity: IdentityManager | None = None
         self.scheduler: EmbeddingScheduler | None = None
         # The identity memory (`store.path`): persistent strangers and sightings. A runner of several cameras
@@ -304,11 +306,6 @@ class Pipeline:
             self.memory = None
 
 
-def identity_wanted(config: FacetrackConfig) -> bool:
-    return (config.identity.enabled or config.identity.gallery is not None or config.models.recognizer is not None
-            or config.store.path is not None)
-
-
 def join_people(gallery: Gallery | None, memory: IdentityMemory) -> Gallery | None:
     """The gallery with the store's named people added (they are named with the stricter bank threshold)."""
     memory.base_gallery = gallery
@@ -316,16 +313,6 @@ def join_people(gallery: Gallery | None, memory: IdentityMemory) -> Gallery | No
     if people is None:
         return gallery
     return people if gallery is None else gallery.joined(people)
-
-
-def load_identity_models(config: FacetrackConfig, detector: FaceDetector) -> tuple[FaceEmbedder, Gallery | None]:
-    """The recognizer, and the gallery (built from a photo folder and cached, or read from a .db)."""
-    embedder = FaceEmbedder(resolve_model("recognizer", config.models), config.runtime, config.embedding.max_batch)
-    gallery = None
-    if config.identity.gallery is not None:
-        gallery = open_gallery(config.identity.gallery, Enroller(detector, embedder),
-                               cache_root(config.models).parent / "galleries")
-    return embedder, gallery
 
 
 @dataclass

@@ -26,14 +26,9 @@ from facetrack.errors import FacetrackError
 
 
 def _enroller(cfg: FacetrackConfig):  # type: ignore[no-untyped-def]
-    from facetrack.detect import FaceDetector
-    from facetrack.embed import FaceEmbedder
-    from facetrack.gallery import Enroller
-    from facetrack.models.registry import resolve_model
+    from facetrack.models.faces import FaceModels
 
-    detector = FaceDetector(resolve_model("detector", cfg.models), cfg.detector, cfg.runtime)
-    embedder = FaceEmbedder(resolve_model("recognizer", cfg.models), cfg.runtime, cfg.embedding.max_batch)
-    return Enroller(detector, embedder)
+    return FaceModels.load(cfg, identity=True, gallery=False).enroller
 
 
 @gallery_app.command("build")

@@ -90,7 +90,7 @@ def watch(
     import json
 
     from facetrack.live import CameraSpec, LiveRunner, name_sources
-    from facetrack.pipeline import identity_wanted
+    from facetrack.models.faces import identity_wanted
     from facetrack.sinks.alerts import Publisher
     from facetrack.stats import StatsReport, render_report
     from facetrack.urls import expand_env
@@ -224,7 +224,7 @@ def watch(
 
 def _live_tiles(cfg: FacetrackConfig, cameras: list[Any], host: str, port: int, token: str | None) -> Any:
     """`watch --serve`, checked before anything starts: the tiles the runner fills, and the page's socket."""
-    from facetrack.pipeline import identity_wanted
+    from facetrack.models.faces import identity_wanted
     from facetrack.web import require_extra
 
     require_extra()
