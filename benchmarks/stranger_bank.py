@@ -65,8 +65,7 @@ def record_clips(config: FacetrackConfig, clips: list[Path], scratch: Path
         for frame in source:
             pipeline.process(frame)
             last = (frame.index, frame.pts)
-        ended = pipeline.finish(*last)
-        pipeline.close_tracks([int(e["track_id"]) for e in ended], last[1])
+        pipeline.finish(*last)  # every track ends, the last sightings are written
         source.close()
         memory.close()
         calls[clip.stem] = memory.calls

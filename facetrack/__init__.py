@@ -8,15 +8,16 @@ from facetrack.config import FacetrackConfig, load_config
 from facetrack.errors import FacetrackError
 
 if TYPE_CHECKING:
-    from facetrack.pipeline import FrameResult, Pipeline, annotate_file
+    from facetrack.pipeline import FrameResult, Pipeline
+    from facetrack.runner import Runner, annotate_file
     from facetrack.sources import FileSource, Frame
 
 __version__ = "0.1.0"
-__all__ = ["FacetrackConfig", "FacetrackError", "FileSource", "Frame", "FrameResult", "Pipeline", "annotate_file",
-           "load_config"]
+__all__ = ["FacetrackConfig", "FacetrackError", "FileSource", "Frame", "FrameResult", "Pipeline", "Runner",
+           "annotate_file", "load_config"]
 
-_LAZY = {"FrameResult": "facetrack.pipeline", "Pipeline": "facetrack.pipeline", "annotate_file": "facetrack.pipeline",
-         "FileSource": "facetrack.sources", "Frame": "facetrack.sources"}
+_LAZY = {"FrameResult": "facetrack.pipeline", "Pipeline": "facetrack.pipeline", "Runner": "facetrack.runner",
+         "annotate_file": "facetrack.runner", "FileSource": "facetrack.sources", "Frame": "facetrack.sources"}
 
 
 def __getattr__(name: str) -> Any:

@@ -46,11 +46,12 @@ from facetrack.embed import FaceEmbedder
 from facetrack.errors import FacetrackError
 from facetrack.gallery import Gallery
 from facetrack.models.faces import FaceModels
-from facetrack.pipeline import Pipeline, StageTimes
+from facetrack.pipeline import Pipeline
 from facetrack.sinks.drawing import FrameAnnotator
 from facetrack.sinks.events import EventWriter, frame_event
 from facetrack.sinks.video import VideoWriter
 from facetrack.sources import FileSource, Frame, HWAccelMode, ThreadedReader, VideoInfo
+from facetrack.stats import RunSummary, StageTimes
 from facetrack.types import IDENTITY, KNOWN, LANDMARKS, SIMILARITY
 
 if TYPE_CHECKING:
@@ -66,30 +67,7 @@ INTERLEAVED = "interleaved"  # the progress name of the runs taking turns
 INTERLEAVE_BLOCK = 10  # frames per turn
 RUN_TITLES[INTERLEAVED] = f"all four, in turns of {INTERLEAVE_BLOCK} frames"
 Progress = Callable[[str, int], None]  # (run name, frames done)
-
-
-@dataclass
-class RunResult:
-    name: str
-    frames: int
-    seconds: float  # wall time, from the first frame asked for to the last output closed
-    stages: dict[str, float]  # seconds per stage (decode runs in its own thread, overlapping the others)
-    embeddings: int
-    peak_rss_mb: float | None
-    fps_all: list[float] = field(default_factory=list)  # every repeat's fps; this result is the fastest
-    full_detections: int = 0  # full-frame detector passes (the rest of the frames followed faces on crops)
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def embeddings_per_frame(self) -> float:
-        return self.embeddings / self.frames if self.frames else 0.0
-
-    @property
-    def full_detections_per_frame(self) -> float:
-        return self.full_detections / self.frames if self.frames else 0.0
+RUN_FIELDS = ("name", "frames", "seconds", "stages", "embeddings", "peak_rss_mb", "fps_all", "full_detections")
 
 
 @dataclass
@@ -108,7 +86,7 @@ class BenchResult:
     interleaved: bool  # the runs took turns on blocks of frames (else: one after the other, end to end)
     memory: str  # how peak memory was measured
     detect_interval: str = "auto"  # facetrack's detector.interval (every_frame: 1)
-    runs: dict[str, RunResult] = field(default_factory=dict)
+    runs: dict[str, RunSummary] = field(default_factory=dict)
 
     @property
     def speedup_vs_naive(self) -> float:
@@ -128,7 +106,7 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["runs"] = {name: {**asdict(run), "fps": round(run.fps, 3),
+        data["runs"] = {name: {**{key: getattr(run, key) for key in RUN_FIELDS}, "fps": round(run.fps, 3),
                                "embeddings_per_frame": round(run.embeddings_per_frame, 3),
                                "full_detections_per_frame": round(run.full_detections_per_frame, 3),
                                "beyond_detection_seconds": round(beyond_detection(run), 4)}
@@ -324,7 +302,7 @@ class FloorRunner(Runner):
 
 
 def _sequential(runner: Runner, path: Path, hwaccel: HWAccelMode, max_frames: int | None, memory: PeakMemory,
-                progress: Progress | None) -> RunResult:
+                progress: Progress | None) -> RunSummary:
     """One run on its own: threaded decoding → the runner per frame; wall time from the first frame asked for
     to the last output closed."""
     memory.start()
@@ -340,12 +318,13 @@ def _sequential(runner: Runner, path: Path, hwaccel: HWAccelMode, max_frames: in
         reader.close()
         runner.close()
     seconds = time.perf_counter() - started
-    return RunResult(runner.name, runner.frames, seconds, {"decode": source.decode_seconds, **runner.times.seconds},
-                     runner.embeddings(), memory.peak_mb(), full_detections=runner.full_detections())
+    return RunSummary(runner.frames, seconds, {"decode": source.decode_seconds, **runner.times.spent()},
+                      embeddings=runner.embeddings(), full_detections=runner.full_detections(), name=runner.name,
+                      peak_rss_mb=memory.peak_mb())
 
 
 def _interleaved(runners: list[Runner], path: Path, hwaccel: HWAccelMode, max_frames: int | None, memory: PeakMemory,
-                 progress: Progress | None, block: int = INTERLEAVE_BLOCK) -> list[RunResult]:
+                 progress: Progress | None, block: int = INTERLEAVE_BLOCK) -> list[RunSummary]:
     """All runs on the same decoded frames, taking turns on blocks of `block` frames (who goes first rotates).
 
     Turns follow the load of the machine closely enough to slow them alike, while within a block each run
@@ -376,11 +355,12 @@ def _interleaved(runners: list[Runner], path: Path, hwaccel: HWAccelMode, max_fr
             runner.close()
             spent[runner.name] += time.perf_counter() - started
     peak = memory.peak_mb()  # of the runs together
-    return [RunResult(r.name, r.frames, spent[r.name], {"decode": source.decode_seconds, **r.times.seconds},
-                      r.embeddings(), peak, full_detections=r.full_detections()) for r in runners]
+    return [RunSummary(r.frames, spent[r.name], {"decode": source.decode_seconds, **r.times.spent()},
+                       embeddings=r.embeddings(), full_detections=r.full_detections(), name=r.name, peak_rss_mb=peak)
+            for r in runners]
 
 
-def _keep_fastest(result: BenchResult, measured: list[RunResult], as_one: bool) -> None:
+def _keep_fastest(result: BenchResult, measured: list[RunSummary], as_one: bool) -> None:
     """Keep the fastest of each run (or, for runs that took turns, the fastest pass of them all, so
     that what is shown was measured together); every try's fps is kept in `fps_all`."""
     history = {run.name: [*(result.runs[run.name].fps_all if run.name in result.runs else []), round(run.fps, 3)]
@@ -517,16 +497,16 @@ def _time_note(result: BenchResult) -> str:
             "more than 100 %.")
 
 
-def beyond_detection(run: RunResult) -> float:
+def beyond_detection(run: RunSummary) -> float:
     """Seconds of work besides decoding and detection: what a run adds to the detector floor."""
     return sum(seconds for stage, seconds in run.stages.items() if stage not in ("decode", "detect"))
 
 
-def _beyond_cell(run: RunResult) -> str:
+def _beyond_cell(run: RunSummary) -> str:
     return f"{1000 * beyond_detection(run) / max(run.frames, 1):.1f} ms/frame"
 
 
-def _stage_cell(run: RunResult, stage: str) -> str:
+def _stage_cell(run: RunSummary, stage: str) -> str:
     if stage not in run.stages:
         return "–"
     seconds = run.stages[stage]

@@ -8,25 +8,56 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from rich.table import Table
 
 
-class StageTimer:
-    """Calls and seconds of one stage, plus a window of recent durations."""
+class StageTimes:
+    """Per stage: calls, seconds in all, and a window of recent durations (for means and percentiles).
 
-    def __init__(self) -> None:
-        self.calls = 0
-        self.seconds = 0.0
-        self.recent: deque[float] = deque(maxlen=300)
+    `stages` fixes the order they are reported in; others join as they are first timed. A stage is timed by one
+    thread, so no lock is taken.
+    """
 
-    def add(self, seconds: float) -> None:
-        self.calls += 1
-        self.seconds += seconds
-        self.recent.append(seconds)
+    def __init__(self, stages: tuple[str, ...] = ()) -> None:
+        self.calls: dict[str, int] = dict.fromkeys(stages, 0)
+        self.seconds: dict[str, float] = dict.fromkeys(stages, 0.0)
+        self.recent: dict[str, deque[float]] = {name: deque(maxlen=300) for name in stages}
+
+    def add(self, stage: str, seconds: float) -> None:
+        if stage not in self.calls:
+            self.calls[stage], self.seconds[stage], self.recent[stage] = 0, 0.0, deque(maxlen=300)
+        self.calls[stage] += 1
+        self.seconds[stage] += seconds
+        self.recent[stage].append(seconds)
+
+    @contextmanager
+    def measure(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - started)
+
+    def spent(self) -> dict[str, float]:
+        """Seconds per stage, of the stages timed at least once."""
+        return {name: seconds for name, seconds in self.seconds.items() if self.calls[name]}
+
+    def summary(self) -> dict[str, tuple[int, float, float]]:
+        """Stage → (calls, mean ms, p95 ms) over recent calls, of the stages timed at least once."""
+        found = {}
+        for name, calls in list(self.calls.items()):
+            values = np.array(list(self.recent[name]))
+            if calls:
+                found[name] = (calls, float(values.mean()) * 1000, float(np.percentile(values, 95)) * 1000)
+        return found
 
 
 class CameraCounters:
@@ -85,6 +116,44 @@ class StatsReport:
         }
 
 
+@dataclass
+class RunSummary:
+    """What one run did: `annotate` and `watch` (the runner) and each run of `bench` report it.
+
+    `frames` went through detection and tracking; `stages` is seconds per stage. A watched run adds why it
+    stopped, what failed on the way (cameras, outputs) and its stats report; a file cut short by a decoding
+    error says it in `decode_error`.
+    """
+
+    frames: int
+    seconds: float
+    stages: dict[str, float] = field(default_factory=dict)
+    faces: int = 0
+    tracks: int = 0
+    embeddings: int = 0
+    full_detections: int = 0  # full-frame detector passes (the rest of the frames followed faces on crops)
+    name: str = ""
+    stop_reason: str = "end"  # "end" (every source finished), "duration", "SIGINT", "SIGTERM", "window", "stop", …
+    errors: list[str] = field(default_factory=list)  # cameras that failed, outputs that failed
+    decode_error: str | None = None
+    recordings: list[Path] = field(default_factory=list)
+    report: StatsReport | None = None
+    peak_rss_mb: float | None = None
+    fps_all: list[float] = field(default_factory=list)  # bench: every repeat's fps; this result is the fastest
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def embeddings_per_frame(self) -> float:
+        return self.embeddings / self.frames if self.frames else 0.0
+
+    @property
+    def full_detections_per_frame(self) -> float:
+        return self.full_detections / self.frames if self.frames else 0.0
+
+
 def rss_mb() -> float | None:
     """This process's resident memory in MiB (current on Linux, peak elsewhere); None where unknown."""
     try:
@@ -107,13 +176,6 @@ def latency_summary(samples: deque[tuple[float, float]], since: float) -> tuple[
         return None
     p50, p95 = np.percentile(values, [50, 95])
     return float(p50) * 1000, float(p95) * 1000, float(values.max()) * 1000
-
-
-def stage_summary(timer: StageTimer) -> tuple[int, float, float]:
-    values = np.array(list(timer.recent))
-    if not len(values):
-        return timer.calls, 0.0, 0.0
-    return timer.calls, float(values.mean()) * 1000, float(np.percentile(values, 95)) * 1000
 
 
 def render_report(report: StatsReport, title: str = "facetrack watch") -> Table:

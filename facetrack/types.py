@@ -1,11 +1,19 @@
-"""The frame boundary: the `sv.Detections` columns every stage may rely on, defined once at the bottom.
+"""The boundaries, defined once at the bottom: the `sv.Detections` columns every stage may rely on, and the events.
 
 Detection fills `LANDMARKS`; tracking sets `tracker_id`; the identity stage fills the identity columns. Every
 `sv.Detections` that leaves a stage carries its columns also when it holds no face, so no stage has to ask
 whether a column is there (an empty frame once crashed identity with `KeyError: 'landmarks'`).
+
+Events, the product's main output, are typed dicts built by the functions below (identity events by the
+identity stage) and written as JSON Lines by one `to_json`. The schema is stable: later stages add fields (each
+a line in a `total=False` part), never rename them. A stage that learns something from events reads the typed
+fields; nothing parses them back out of text.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import supervision as sv
@@ -50,3 +58,134 @@ def set_identity_columns(detections: sv.Detections, identities: list[str | None]
     detections.data[KNOWN] = np.array(known, dtype=bool)
     detections.data[SIMILARITY] = np.array(similarities, dtype=float)
     detections.data[IDENTITY_STATE] = np.array(states, dtype=object)
+
+
+# --- events ------------------------------------------------------------------------------------------------------
+
+class _FaceRequired(TypedDict):
+    track_id: int
+    identity: str | None  # gallery name or unknown-N; None while undecided
+    known: bool
+    similarity: float | None  # to the named person
+    score: float  # detector score
+    box: list[float]  # x1, y1, x2, y2 in frame pixels
+
+
+class FaceRecord(_FaceRequired, total=False):
+    """One face of a frame event."""
+
+
+class _FrameRequired(TypedDict):
+    type: Literal["frame"]
+    frame: int
+    pts: float
+    faces: list[FaceRecord]
+
+
+class FrameEvent(_FrameRequired, total=False):
+    camera: str  # set by the runner (first key)
+
+
+class _TrackRequired(TypedDict):
+    type: Literal["track_start", "track_end"]
+    track_id: int
+    frame: int
+    pts: float
+
+
+class TrackEvent(_TrackRequired, total=False):
+    camera: str
+
+
+class _IdentityRequired(TypedDict):
+    type: Literal["identity"]
+    track_id: int
+    identity: str | None  # the decided identity; None while pending or in conflict
+    previous: str | None
+    state: str  # pending | known | unknown | conflict
+    similarity: float | None
+    relinked_from: int | None  # the ended track whose identity this one took back
+    frame: int
+    pts: float
+
+
+class IdentityEvent(_IdentityRequired, total=False):
+    camera: str
+
+
+class _DuplicateRequired(TypedDict):
+    type: Literal["possible_duplicate"]
+    track_id: int
+    identity: str
+    cameras: list[str]  # the other cameras the name is on (or just was)
+    frame: int
+    pts: float
+
+
+class DuplicateEvent(_DuplicateRequired, total=False):
+    camera: str
+
+
+class StatusEvent(TypedDict, total=False):
+    """A camera's state (online, reconnecting, failed, offline) and rates, as alerts carry it."""
+
+    camera: str
+    state: str
+    time: str
+    reason: str
+    fps: float
+    frames: int
+    dropped: int
+    reconnects: int
+
+
+Event = FrameEvent | TrackEvent | IdentityEvent | DuplicateEvent | dict[str, Any]
+
+
+def _round(value: float, digits: int = 2) -> float:
+    return round(float(value), digits)
+
+
+def face_records(detections: sv.Detections) -> list[FaceRecord]:
+    """The `faces` list of a frame event, in row order."""
+    n = len(detections)
+    names = detections.data.get(IDENTITY, [None] * n)
+    known = detections.data.get(KNOWN, [False] * n)
+    sims = detections.data.get(SIMILARITY, [None] * n)
+    scores = detections.confidence if detections.confidence is not None else np.ones(n)
+    faces: list[FaceRecord] = []
+    for i in range(n):
+        sim = sims[i]
+        faces.append({
+            "track_id": int(detections.tracker_id[i]),
+            "identity": str(names[i]) if names[i] else None,
+            "known": bool(known[i]),
+            "similarity": None if sim is None or np.isnan(sim) else _round(sim, 3),
+            "score": _round(scores[i], 3),
+            "box": [_round(v, 1) for v in detections.xyxy[i]],
+        })
+    return faces
+
+
+def frame_event(index: int, pts: float, detections: sv.Detections) -> FrameEvent:
+    return {"type": "frame", "frame": index, "pts": round(pts, 4), "faces": face_records(detections)}
+
+
+def track_event(kind: Literal["track_start", "track_end"], track_id: int, index: int, pts: float) -> TrackEvent:
+    return {"type": kind, "track_id": int(track_id), "frame": index, "pts": round(pts, 4)}
+
+
+def duplicate_event(event: IdentityEvent, cameras: list[str]) -> DuplicateEvent:
+    """A gallery name decided by `event` while it is on other `cameras` (or just was)."""
+    return {"type": "possible_duplicate", "track_id": event["track_id"], "identity": str(event["identity"]),
+            "cameras": cameras, "frame": event["frame"], "pts": event["pts"]}
+
+
+def on_camera(camera: str, event: Event) -> Event:
+    """The event as the runner writes it: its camera first."""
+    return {"camera": camera, **event}  # type: ignore[return-value]
+
+
+def to_json(event: Event) -> str:
+    """One event as one compact JSON line (without the newline)."""
+    return json.dumps(event, separators=(",", ":"))

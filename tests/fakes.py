@@ -8,14 +8,17 @@ person, different people far apart.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import supervision as sv
 
 from facetrack.detect import to_detections
 from facetrack.gallery import Gallery
-from facetrack.sources import Frame
+from facetrack.sources import Frame, VideoInfo
 
 CROP = 112
 DIM = 32
@@ -100,3 +103,25 @@ def frames_of(script: list[list[Face]], times: list[float], size: tuple[int, int
         image[0, 0, 0], image[0, 0, 1] = index % 256, index // 256
         frames.append(Frame(image, index, pts))
     return frames
+
+
+class ScriptedSource:
+    """A file-like source of scripted frames for the runner (every frame, in order; not live)."""
+
+    live = False
+    error: str | None = None
+
+    def __init__(self, frames: list[Frame], source_id: str = "0", fps: int = 30) -> None:
+        self.frames = frames
+        self.source_id = source_id
+        self.path = Path(f"scripted-{source_id}.mp4")
+        height, width = frames[0].image.shape[:2] if frames else (360, 640)
+        self.info = VideoInfo(width, height, Fraction(fps), Fraction(1, fps), len(frames), False)
+        self.decode_seconds = 0.0
+        self.closed = False
+
+    def __iter__(self) -> Iterator[Frame]:
+        yield from self.frames
+
+    def close(self) -> None:
+        self.closed = True

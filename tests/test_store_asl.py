@@ -11,8 +11,8 @@ import pytest
 from facetrack.config import FacetrackConfig, load_config
 from facetrack.detect import FaceDetector
 from facetrack.embed import FaceEmbedder
-from facetrack.pipeline import Pipeline, annotate_file, join_people
-from facetrack.store.memory import open_memory
+from facetrack.models.faces import FaceModels
+from facetrack.runner import file_runner
 from facetrack.store.sqlite import SqliteStore
 
 PEOPLE = {"again": "misfits", "brother": "misfits", "help": "misfits", "book": "yellow", "learn": "yellow",
@@ -30,14 +30,11 @@ class Runner:
 
     def run(self, clip: str, events: Path | None = None) -> str:
         """One run of one clip; returns its run id."""
-        memory = open_memory(self.config, self.embedder)
-        try:
-            pipeline = Pipeline(self.config, detector=self.detector, embedder=self.embedder, frame_rate=30.0,
-                                gallery=join_people(None, memory), memory=memory, camera=clip)
-            annotate_file(self.config, self.clips / f"{clip}.mkv", None, events, pipeline=pipeline)
-        finally:
-            memory.close()
-        return memory.run_id
+        runner = file_runner(self.config, self.clips / f"{clip}.mkv", None, events,
+                             models=FaceModels(self.detector, self.embedder), camera=clip)
+        runner.run()
+        assert runner.memory is not None
+        return runner.memory.run_id
 
 
 def ids_by_clip(path: Path) -> dict[str, list[str]]:

@@ -56,7 +56,7 @@ def annotate(
     Identity runs when a gallery or a recognizer is given: gallery names, or stable `unknown-N` for strangers.
     With --store the strangers' IDs persist across runs and cameras, and the sightings are kept.
     """
-    from facetrack.pipeline import Pipeline
+    from facetrack.models.faces import FaceModels
     from facetrack.sinks.video import check_distinct, check_video_output, check_writable
     from facetrack.sources import FileSource
 
@@ -75,15 +75,14 @@ def annotate(
     if store is None and cfg.store.path is not None:
         cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": None})})  # only with --store
     probe = FileSource(input)  # fail on a bad input before loading any model
-    total, fps = probe.info.frame_count or None, float(probe.info.fps)
+    total = probe.info.frame_count or None
     probe.close()
     if output is not None:
         check_video_output(output)
-    pipeline = Pipeline(cfg, frame_rate=fps)  # models load (and TensorRT engines build) before the progress bar
-    try:
-        summary = _annotate_run(cfg, input, output, events, timeline, pipeline, total)
-    finally:
-        pipeline.close()
+    models = FaceModels.load(cfg)  # models load (and TensorRT engines build) before the progress bar
+    summary = _annotate_run(cfg, input, output, events, timeline, models, total)
+    if summary.stop_reason in ("SIGINT", "SIGTERM"):
+        raise KeyboardInterrupt  # the outputs are finished, and hold the frames before it
     from facetrack.store.postgres import redact
 
     where = redact(store) if store is not None and "://" in store else store  # a URL's password is never shown
@@ -92,18 +91,18 @@ def annotate(
     console.print(f"[bold green]done[/]: {summary.frames} frames, {summary.faces} faces, {summary.tracks} tracks"
                   f"{embedded} in {summary.seconds:.1f} s ({summary.fps:.1f} fps) → {written}")
     if verbose:
-        print_stage_table(summary.stage_seconds, summary.seconds)
+        print_stage_table(summary.stages, summary.seconds)
     if summary.decode_error:
         raise FacetrackError(f"{input}: {summary.decode_error}; the outputs hold the frames before it",
                              exit_code=3)
 
 
 def _annotate_run(cfg: FacetrackConfig, input: Path, output: Path | None, events: Path | None,
-                  timeline: Path | None, pipeline: Any, total: int | None) -> Any:
+                  timeline: Path | None, models: Any, total: int | None) -> Any:
     import tempfile
 
     from facetrack.models.runtime import describe_providers
-    from facetrack.pipeline import annotate_file
+    from facetrack.runner import file_runner
 
     console.print(describe_providers(), highlight=False)
     columns = [TextColumn("[bold]annotate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]} fps"),
@@ -119,11 +118,12 @@ def _annotate_run(cfg: FacetrackConfig, input: Path, output: Path | None, events
         with tempfile.TemporaryDirectory() as scratch:
             # The timeline is drawn from the events; without --events they go to a scratch file.
             events_path = events if events is not None or timeline is None else Path(scratch) / "events.jsonl"
-            summary = annotate_file(cfg, input, output, events_path, on_frame=on_frame, pipeline=pipeline)
+            runner = file_runner(cfg, input, output, events_path, models=models, on_frame=on_frame)
+            summary = runner.run()
             if timeline is not None:
                 _draw_annotate_timeline(events_path, timeline, input)
-    if pipeline.memory is not None:
-        memory = pipeline.memory
+    if runner.memory is not None:
+        memory = runner.memory
         console.print(f"store {memory.store.location}: {memory.written} sightings written, {memory.matched} "
                       f"strangers recognised, {memory.minted} new", highlight=False)
     return summary

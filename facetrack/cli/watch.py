@@ -89,7 +89,7 @@ def watch(
     """
     import json
 
-    from facetrack.live import CameraSpec, LiveRunner, name_sources
+    from facetrack.live import CameraSpec, name_sources
     from facetrack.models.faces import identity_wanted
     from facetrack.sinks.alerts import Publisher
     from facetrack.stats import StatsReport, render_report
@@ -124,7 +124,9 @@ def watch(
 
     watched = [(f"video of camera {c.name}", Path(spec.target)) for c in cameras
                if (spec := parse_source(c.url)).kind == "file"]
-    recordings = LiveRunner.recording_paths(record, [c.name for c in cameras])
+    from facetrack.sinks.recorder import recording_paths
+
+    recordings = recording_paths(record, [c.name for c in cameras])
     outputs = [*(("--record", path) for path in recordings.values()),
                *([("--events", Path(events))] if events not in (None, "-") else []),
                *([("--stats", stats)] if stats is not None else [])]
@@ -153,7 +155,9 @@ def watch(
         publishers.append(WebhookSink(webhook_url, cfg.webhook))
     tiles, sock = _live_tiles(cfg, cameras, serve_host, serve_port, serve_token) if serve else (None, None)
     try:
-        runner = LiveRunner(cfg, cameras, events=events, record=record, display=display, publishers=publishers,
+        from facetrack.runner import Runner
+
+        runner = Runner(cfg, cameras, events=events, record=record, display=display, publishers=publishers,
                             max_frames=max_frames, on_canvas=None if tiles is None else tiles.put)
     except BaseException:
         for publisher in publishers:

@@ -1,61 +1,23 @@
 """JSON Lines events: one object per line, written as they happen.
 
-Schema (stable; later stages fill more fields, never rename them):
+The events are the typed dicts of `facetrack/types.py` (stable; later stages fill more fields, never rename them):
   {"type": "frame", "frame": i, "pts": s, "faces": [{"track_id", "identity", "known", "similarity", "score",
    "box": [x1, y1, x2, y2]}]}
   {"type": "track_start" | "track_end", "track_id", "frame", "pts"}
+  {"type": "identity", "track_id", "identity", "previous", "state", "similarity", "relinked_from", "frame", "pts"}
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import supervision as sv
 
 from facetrack.errors import FacetrackError, OutputError, write_problem
 from facetrack.private import FILE_MODE
-from facetrack.types import IDENTITY, KNOWN, SIMILARITY
+from facetrack.types import Event, face_records, frame_event, to_json, track_event
 
-Event = dict[str, Any]
-
-
-def _round(value: float, digits: int = 2) -> float:
-    return round(float(value), digits)
-
-
-def face_records(detections: sv.Detections) -> list[dict[str, Any]]:
-    """The `faces` list of a frame event."""
-    n = len(detections)
-    names = detections.data.get(IDENTITY, [None] * n)
-    known = detections.data.get(KNOWN, [False] * n)
-    sims = detections.data.get(SIMILARITY, [None] * n)
-    scores = detections.confidence if detections.confidence is not None else np.ones(n)
-    faces = []
-    for i in range(n):
-        sim = sims[i]
-        faces.append({
-            "track_id": int(detections.tracker_id[i]),
-            "identity": str(names[i]) if names[i] else None,
-            "known": bool(known[i]),
-            "similarity": None if sim is None or np.isnan(sim) else _round(sim, 3),
-            "score": _round(scores[i], 3),
-            "box": [_round(v, 1) for v in detections.xyxy[i]],
-        })
-    return faces
-
-
-def frame_event(index: int, pts: float, detections: sv.Detections) -> Event:
-    return {"type": "frame", "frame": index, "pts": round(pts, 4), "faces": face_records(detections)}
-
-
-def track_event(kind: str, track_id: int, index: int, pts: float) -> Event:
-    return {"type": kind, "track_id": int(track_id), "frame": index, "pts": round(pts, 4)}
-
+__all__ = ["Event", "EventWriter", "face_records", "frame_event", "track_event"]
 
 class EventWriter:
     """Appends events to a .jsonl file (or stdout for `-`), written at once so a crash loses at most one frame.
@@ -90,7 +52,7 @@ class EventWriter:
     def write(self, events: list[Event]) -> None:
         if not events:
             return
-        text = "".join(json.dumps(event, separators=(",", ":")) + "\n" for event in events)
+        text = "".join(to_json(event) + "\n" for event in events)
         if not self._own:
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -142,3 +104,9 @@ class EventWriter:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
