@@ -3,8 +3,10 @@
 Four runs over the same frames, with the same model instances (one `FaceDetector`, one `FaceEmbedder`, one
 gallery), the same threaded decoder and, with `video=True`, the same drawing and encoding:
 
-- facetrack: the product's `Pipeline` — detect (on a schedule, `detector.interval`, faces followed in between),
-  track, throttled align+embed, identify, events;
+- facetrack: the product's `Pipeline.process`, frame by frame — detect (on a schedule, `detector.interval`,
+  faces followed in between), track, throttled align+embed, identify, events. This is the library API; the
+  `annotate` and `watch` commands run the same stages in threads (`facetrack.runner`), which the benchmark
+  does not time;
 - every_frame: the same pipeline with full-frame detection on every frame (`detector.interval: 1`);
 - naive: detect, then align, embed and match every face in every frame (what most face tools do);
 - floor: decode and full-frame detection on every frame — the reference the schedule is measured against: no
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import resource
 import sys
 import tempfile
@@ -38,21 +39,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import supervision as sv
 
+from facetrack.bench_runs import BenchRun, EveryFrameRun, FacetrackRun, FloorRun, NaiveRun, is_speed_twin
 from facetrack.config import FacetrackConfig
 from facetrack.detect import FaceDetector
 from facetrack.embed import FaceEmbedder
 from facetrack.errors import FacetrackError
-from facetrack.gallery import Gallery
 from facetrack.models.faces import FaceModels
-from facetrack.pipeline import Pipeline
-from facetrack.sinks.drawing import FrameAnnotator
-from facetrack.sinks.events import EventWriter, frame_event
-from facetrack.sinks.video import VideoWriter
-from facetrack.sources import FileSource, Frame, HWAccelMode, ThreadedReader, VideoInfo
-from facetrack.stats import RunSummary, StageTimes
-from facetrack.types import IDENTITY, KNOWN, LANDMARKS, SIMILARITY
+from facetrack.sources import FileSource, HWAccelMode, ThreadedReader
+from facetrack.stats import RunSummary
+from facetrack.types import LANDMARKS
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -62,11 +58,13 @@ RUN_TITLES = {"facetrack": "facetrack", "every_frame": "facetrack, detecting eve
               "naive": "naive: embed every face", "floor": "detector floor"}
 STAGES = {"decode": "decode", "detect": "detect", "track": "track", "embed": "align+embed", "identify": "identify",
           "annotate": "annotate", "encode": "encode"}
-SPEED_TWIN_MARK = "speed_twin"  # in the graph name written by benchmarks/make_speed_twin.py
 INTERLEAVED = "interleaved"  # the progress name of the runs taking turns
 INTERLEAVE_BLOCK = 10  # frames per turn
 RUN_TITLES[INTERLEAVED] = f"all four, in turns of {INTERLEAVE_BLOCK} frames"
 Progress = Callable[[str, int], None]  # (run name, frames done)
+# What the "facetrack" run times, said in the table and the JSON.
+TIMED = ("facetrack = Pipeline.process frame by frame (the library API; annotate and watch run the same stages "
+         "in threads)")
 RUN_FIELDS = ("name", "frames", "seconds", "stages", "embeddings", "peak_rss_mb", "fps_all", "full_detections")
 
 
@@ -117,6 +115,7 @@ class BenchResult:
                     every_frame_fps=round(self.runs["every_frame"].fps, 3),
                     schedule_speedup=round(self.schedule_speedup, 3),
                     full_detections_per_frame=round(self.runs["facetrack"].full_detections_per_frame, 3),
+                    timed=TIMED,
                     identity_quality_measured=False)  # a benchmark never judges names: see `facetrack eval`
         return data
 
@@ -157,151 +156,7 @@ class PeakMemory:
 
 # --- the runs --------------------------------------------------------------------------------------------------
 
-def is_speed_twin(embedder: FaceEmbedder) -> bool:
-    return SPEED_TWIN_MARK in (embedder.session.get_modelmeta().graph_name or "")
-
-
-def _with_ids(detections: sv.Detections) -> sv.Detections:
-    """The runs without a tracker draw with per-frame numbers in place of track IDs."""
-    if detections.tracker_id is None:
-        detections.tracker_id = np.arange(len(detections))
-    return detections
-
-
-class Runner:
-    """One way of processing frames: its work per frame, its stage times, its own annotated video if asked."""
-
-    name = ""
-
-    def __init__(self, config: FacetrackConfig, info: VideoInfo, video_dir: Path | None) -> None:
-        self.times = StageTimes()
-        self.frames = 0
-        self._annotator = FrameAnnotator(config.annotation) if video_dir is not None else None
-        self._writer = (VideoWriter(video_dir / f"{self.name}.mp4", info, config.annotation.codec,
-                                    config.annotation.crf) if video_dir is not None else None)
-
-    def work(self, frame: Frame) -> sv.Detections:
-        raise NotImplementedError
-
-    def embeddings(self) -> int:
-        return 0
-
-    def full_detections(self) -> int:
-        return self.frames  # a run without a schedule detects on every frame
-
-    def step(self, frame: Frame) -> None:
-        detections = self.work(frame)
-        if self._writer is not None and self._annotator is not None:
-            with self.times.measure("annotate"):
-                canvas = self._annotator.annotate(frame.image, _with_ids(detections))
-            with self.times.measure("encode"):
-                self._writer.write(canvas, frame.pts)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self._writer is not None:
-            with self.times.measure("encode"):
-                self._writer.close()
-
-
-class FacetrackRunner(Runner):
-    """The product: `Pipeline.process` (detect, track, throttled align+embed, identify) and its events."""
-
-    name = "facetrack"
-
-    def __init__(self, config: FacetrackConfig, info: VideoInfo, video_dir: Path | None, detector: FaceDetector,
-                 embedder: FaceEmbedder, gallery: Gallery | None, events: Path | None = None) -> None:
-        super().__init__(config, info, video_dir)
-        self.pipeline = Pipeline(config, detector=detector, frame_rate=float(info.fps), embedder=embedder,
-                                 gallery=gallery)
-        self.times = self.pipeline.times
-        # Made and serialised as in the product; kept only when asked for (to score with `facetrack eval`).
-        self._events = EventWriter(events or os.devnull)
-
-    def work(self, frame: Frame) -> sv.Detections:
-        result = self.pipeline.process(frame)
-        self._events.write(result.events)
-        return result.detections
-
-    def embeddings(self) -> int:
-        return self.pipeline.embeddings
-
-    def full_detections(self) -> int:
-        return self.pipeline.schedule.full_detections
-
-    def close(self) -> None:
-        super().close()
-        self._events.close()
-
-
-class EveryFrameRunner(FacetrackRunner):
-    """The product's pipeline with full-frame detection on every frame: what the schedule saves."""
-
-    name = "every_frame"
-
-    def __init__(self, config: FacetrackConfig, *args: Any, **kwargs: Any) -> None:
-        every = config.model_copy(update={"detector": config.detector.model_copy(update={"interval": 1})})
-        super().__init__(every, *args, **kwargs)
-
-
-class NaiveRunner(Runner):
-    """What most face tools do: detect, then align, embed and match every face in every frame, deciding each
-    face of each frame on its own (same threshold, margin and one name per frame as facetrack; no tracking,
-    no memory)."""
-
-    name = "naive"
-
-    def __init__(self, config: FacetrackConfig, info: VideoInfo, video_dir: Path | None, detector: FaceDetector,
-                 embedder: FaceEmbedder, gallery: Gallery | None, events: Path | None = None) -> None:
-        super().__init__(config, info, video_dir)
-        self.detector, self.embedder, self.gallery = detector, embedder, gallery
-        self.thresholds = config.identity.thresholds_for(embedder.name)
-        self._embedded = 0
-        self._events = EventWriter(events) if events is not None else None
-
-    def work(self, frame: Frame) -> sv.Detections:
-        with self.times.measure("detect"):
-            detections = self.detector.detect(frame.image)
-        with self.times.measure("embed"):
-            vectors = self.embedder.embed(frame.image, detections.data[LANDMARKS])
-        with self.times.measure("identify"):
-            if self.gallery is not None and len(self.gallery) and len(vectors):
-                names = self.gallery.identify(vectors, self.thresholds.threshold, self.thresholds.margin)
-                detections.data[IDENTITY] = np.array([name for name, _ in names], dtype=object)
-                detections.data[KNOWN] = np.array([name is not None for name, _ in names], dtype=bool)
-                detections.data[SIMILARITY] = np.array([sim if name else np.nan for name, sim in names])
-        # No tracker: every face of every frame is a sighting of its own.
-        detections.tracker_id = frame.index * 1000 + np.arange(len(detections))
-        if self._events is not None:
-            self._events.write([frame_event(frame.index, frame.pts, detections)])
-        self._embedded += len(vectors)
-        return detections
-
-    def embeddings(self) -> int:
-        return self._embedded
-
-    def close(self) -> None:
-        super().close()
-        if self._events is not None:
-            self._events.close()
-
-
-class FloorRunner(Runner):
-    """Decode and detect only: no identity pipeline on this detector can be faster."""
-
-    name = "floor"
-
-    def __init__(self, config: FacetrackConfig, info: VideoInfo, video_dir: Path | None,
-                 detector: FaceDetector) -> None:
-        super().__init__(config, info, video_dir)
-        self.detector = detector
-
-    def work(self, frame: Frame) -> sv.Detections:
-        with self.times.measure("detect"):
-            return self.detector.detect(frame.image)
-
-
-def _sequential(runner: Runner, path: Path, hwaccel: HWAccelMode, max_frames: int | None, memory: PeakMemory,
+def _sequential(runner: BenchRun, path: Path, hwaccel: HWAccelMode, max_frames: int | None, memory: PeakMemory,
                 progress: Progress | None) -> RunSummary:
     """One run on its own: threaded decoding → the runner per frame; wall time from the first frame asked for
     to the last output closed."""
@@ -323,7 +178,7 @@ def _sequential(runner: Runner, path: Path, hwaccel: HWAccelMode, max_frames: in
                       peak_rss_mb=memory.peak_mb())
 
 
-def _interleaved(runners: list[Runner], path: Path, hwaccel: HWAccelMode, max_frames: int | None, memory: PeakMemory,
+def _interleaved(runners: list[BenchRun], path: Path, hwaccel: HWAccelMode, max_frames: int | None, memory: PeakMemory,
                  progress: Progress | None, block: int = INTERLEAVE_BLOCK) -> list[RunSummary]:
     """All runs on the same decoded frames, taking turns on blocks of `block` frames (who goes first rotates).
 
@@ -425,14 +280,14 @@ def run_bench(config: FacetrackConfig, input_path: Path, max_frames: int | None 
         gallery_people=len(gallery) if gallery is not None else 0, speed_twin=twin, video=video, repeat=repeat,
         interleaved=interleave, memory=memory.method, detect_interval=str(config.detector.interval))
 
-    makers: list[Callable[[Path | None], Runner]] = [
-        lambda video_dir: FacetrackRunner(config, info, video_dir, detector, embedder, gallery,
+    makers: list[Callable[[Path | None], BenchRun]] = [
+        lambda video_dir: FacetrackRun(config, info, video_dir, detector, embedder, gallery,
                                           events_dir / "facetrack.jsonl" if events_dir else None),
-        lambda video_dir: EveryFrameRunner(config, info, video_dir, detector, embedder, gallery,
+        lambda video_dir: EveryFrameRun(config, info, video_dir, detector, embedder, gallery,
                                            events_dir / "every_frame.jsonl" if events_dir else None),
-        lambda video_dir: NaiveRunner(config, info, video_dir, detector, embedder, gallery,
+        lambda video_dir: NaiveRun(config, info, video_dir, detector, embedder, gallery,
                                       events_dir / "naive.jsonl" if events_dir else None),
-        lambda video_dir: FloorRunner(config, info, video_dir, detector),
+        lambda video_dir: FloorRun(config, info, video_dir, detector),
     ]
 
     hwaccel = config.decode.hwaccel
@@ -463,7 +318,7 @@ def bench_table(result: BenchResult) -> Table:
              + f", detector.interval {result.detect_interval}"
              + (f", fastest of {result.repeat}" if result.repeat > 1 else ""))
     table = Table(title=title, title_justify="left", caption_justify="left",
-                  caption=(f"facetrack / naive: {result.speedup_vs_naive:.2f}× the fps;  "
+                  caption=(f"{TIMED}.  facetrack / naive: {result.speedup_vs_naive:.2f}× the fps;  "
                            f"floor / facetrack: {result.floor_over_facetrack:.2f}×;  "
                            f"schedule / every frame: {result.schedule_speedup:.2f}×.  "
                            + _time_note(result) + f"  Peak memory: {result.memory}"
