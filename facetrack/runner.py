@@ -64,6 +64,7 @@ class Runner(StageLoops):
     frame result and every event (frames, track starts/ends, identity decisions): keep them quick (a progress
     bar). `on_canvas(camera, image)` is called from the render thread with each annotated frame (a live view).
 
+    `sources` (already open, one per camera) are closed by the runner, also when it fails to start.
     `watch` and `annotate` differ only in what they pass: `tag_camera` puts the camera's name first in every
     event; `strict` makes any failure of an output or of the camera end the run and be raised (a file run);
     otherwise a failed output is turned off, a failed camera ends alone, and the run goes on.
@@ -101,21 +102,21 @@ class Runner(StageLoops):
         self.tag_camera = tag_camera
         self.strict = strict
         record_paths = recording_paths(record, [c.name for c in cameras])
-        for path in record_paths.values():
-            check_video_output(path, record_flag)
-        if sources is None:
-            for spec in cameras:
-                parse_source(spec.url)  # a malformed URL fails before anything opens
         self._windows = None
-        if display:
-            from facetrack.sinks.window import Windows
-
-            self._windows = Windows()
         self._events_writer: EventWriter | None = None
         self.publishers = list(publishers or [])
         self.cameras: list[Camera] = []
         self.memory: IdentityMemory | None = None
         try:
+            for path in record_paths.values():
+                check_video_output(path, record_flag)
+            if sources is None:
+                for spec in cameras:
+                    parse_source(spec.url)  # a malformed URL fails before anything opens
+            if display:
+                from facetrack.sinks.window import Windows
+
+                self._windows = Windows()
             sources = sources if sources is not None else open_sources(cameras, config)
             # One set of models for every camera: detector, recognizer and gallery are shared; trackers and
             # identity state are per camera.
@@ -371,15 +372,11 @@ def file_runner(config: FacetrackConfig, input_path: Path, output_path: Path | N
     Any failure ends the run and is raised; a file cut short says so in the summary's `decode_error`."""
     if output_path is not None:
         check_video_output(output_path)
-    source = FileSource(input_path, camera, config.decode.hwaccel)
+    source = FileSource(input_path, camera, config.decode.hwaccel)  # the runner closes it, also if it fails
     on_result = None if on_frame is None else (lambda name, result: on_frame(result.frame.index))
-    try:
-        return Runner(config, [CameraSpec(camera, str(input_path))], sources=[source], events=events_path,
-                      record=output_path, models=models, on_result=on_result, tag_camera=False, strict=True,
-                      rotate_events=False, record_flag="-o", fragment_seconds=1.0)
-    except BaseException:
-        source.close()
-        raise
+    return Runner(config, [CameraSpec(camera, str(input_path))], sources=[source], events=events_path,
+                  record=output_path, models=models, on_result=on_result, tag_camera=False, strict=True,
+                  rotate_events=False, record_flag="-o", fragment_seconds=1.0)
 
 
 def annotate_file(config: FacetrackConfig, input_path: Path, output_path: Path | None = None,
