@@ -215,7 +215,8 @@ class Pipeline:
                         self.sightings.looked(track_id, plan.crops[row], quality.score)
                 self.embeddings += len(plan.positions)
             identities, known, sims, states = self.identity.labels(track_ids)
-            set_identity_columns(detections, identities, known, sims, states)
+            gates = self.scheduler.gates(track_ids, detections.xyxy, detections.data[LANDMARKS])
+            set_identity_columns(detections, identities, known, sims, states, self.identity.reasons(track_ids, gates))
             self.close_tracks(result.ended, frame.pts)
 
     def _follow_splits(self, result: FrameResult) -> None:

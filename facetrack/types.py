@@ -15,11 +15,15 @@ IDENTITY = "identity"  # N objects: gallery name or unknown-N, None while undeci
 KNOWN = "known"  # N bools: the identity is a gallery name
 SIMILARITY = "similarity"  # N floats: similarity to the named person, NaN when none
 IDENTITY_STATE = "identity_state"  # N objects: pending | known | unknown | conflict
+# N objects: why a face has no identity (None when it has one): small | blurred | turned (the quality gates kept
+# it from being embedded), pending (not enough looks yet), below_threshold | margin (the best gallery match too
+# weak, or too close to the next), conflict (its looks split between two people, or the name is on another face)
+REASON = "reason"
 # N bools, optional: the landmarks were found at the full detection's scale this frame (a full-frame detection, or
 # a crop that was not reduced); faces followed on a reduced crop have coarser landmarks and are not embedded.
 FRESH = "fresh"
 
-IDENTITY_COLUMNS = (IDENTITY, KNOWN, SIMILARITY, IDENTITY_STATE)
+IDENTITY_COLUMNS = (IDENTITY, KNOWN, SIMILARITY, IDENTITY_STATE, REASON)
 
 
 def empty_faces(identity: bool = False) -> sv.Detections:
@@ -44,9 +48,10 @@ def with_face_columns(detections: sv.Detections) -> sv.Detections:
 
 
 def set_identity_columns(detections: sv.Detections, identities: list[str | None], known: list[bool],
-                         similarities: list[float], states: list[str]) -> None:
+                         similarities: list[float], states: list[str], reasons: list[str | None] | None = None) -> None:
     """Fill the identity columns of `detections` (one entry per face, in row order)."""
     detections.data[IDENTITY] = np.array(identities, dtype=object)
     detections.data[KNOWN] = np.array(known, dtype=bool)
     detections.data[SIMILARITY] = np.array(similarities, dtype=float)
     detections.data[IDENTITY_STATE] = np.array(states, dtype=object)
+    detections.data[REASON] = np.array(reasons if reasons is not None else [None] * len(states), dtype=object)

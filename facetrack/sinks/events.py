@@ -2,7 +2,7 @@
 
 Schema (stable; later stages fill more fields, never rename them):
   {"type": "frame", "frame": i, "pts": s, "faces": [{"track_id", "identity", "known", "similarity", "score",
-   "box": [x1, y1, x2, y2]}]}
+   "box": [x1, y1, x2, y2], "reason"}]}  (reason: why identity is null; null when it is not, or identity is off)
   {"type": "track_start" | "track_end", "track_id", "frame", "pts"}
 """
 
@@ -19,7 +19,7 @@ import supervision as sv
 
 from facetrack.errors import FacetrackError, OutputError, write_problem
 from facetrack.private import FILE_MODE
-from facetrack.types import IDENTITY, KNOWN, SIMILARITY
+from facetrack.types import IDENTITY, KNOWN, REASON, SIMILARITY
 
 Event = dict[str, Any]
 
@@ -34,6 +34,7 @@ def face_records(detections: sv.Detections) -> list[dict[str, Any]]:
     names = detections.data.get(IDENTITY, [None] * n)
     known = detections.data.get(KNOWN, [False] * n)
     sims = detections.data.get(SIMILARITY, [None] * n)
+    reasons = detections.data.get(REASON, [None] * n)
     scores = detections.confidence if detections.confidence is not None else np.ones(n)
     faces = []
     for i in range(n):
@@ -45,6 +46,7 @@ def face_records(detections: sv.Detections) -> list[dict[str, Any]]:
             "similarity": None if sim is None or np.isnan(sim) else _round(sim, 3),
             "score": _round(scores[i], 3),
             "box": [_round(v, 1) for v in detections.xyxy[i]],
+            "reason": reasons[i],
         })
     return faces
 
