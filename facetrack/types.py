@@ -22,6 +22,10 @@ REASON = "reason"
 # N bools, optional: the landmarks were found at the full detection's scale this frame (a full-frame detection, or
 # a crop that was not reduced); faces followed on a reduced crop have coarser landmarks and are not embedded.
 FRESH = "fresh"
+# Metadata (`detections.metadata`) of a frame's tracked faces: M×4 boxes of faces detected in the frame that no
+# confirmed track holds (a face on its first frame, one too faint to track). No event names them; `annotation.blur`
+# pixelates them too, so that no face is drawn in the clear before it is named.
+UNTRACKED = "untracked"
 
 IDENTITY_COLUMNS = (IDENTITY, KNOWN, SIMILARITY, IDENTITY_STATE, REASON)
 
