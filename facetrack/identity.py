@@ -84,11 +84,15 @@ class IdentityManager:
     """Identities of the tracks of one camera; the gallery may be shared between cameras."""
 
     def __init__(self, config: IdentityConfig, thresholds: RecognizerThresholds, gallery: Gallery | None,
-                 name_stranger: Callable[[TrackIdentity], str] | None = None) -> None:
+                 name_stranger: Callable[[TrackIdentity], str] | None = None,
+                 strangers: Callable[[np.ndarray], list[tuple[str, float]]] | None = None) -> None:
         self.config = config
         # Who gives a track decided unknown its ID: the identity memory (`--store`: IDs that persist across runs
         # and cameras), else a counter of this camera's run.
         self.name_stranger = name_stranger
+        # The identity memory's strangers most like a mean (`IdentityMemory.resembles`): a stranger's decision
+        # names them among its candidates.
+        self.strangers = strangers
         self.thresholds = thresholds
         self.gallery = gallery
         self.tracks: dict[int, TrackIdentity] = {}
@@ -303,8 +307,10 @@ class IdentityManager:
         if candidate == STRANGER:
             if track.state == "unknown":
                 return []
+            # The remembered strangers it was compared with, before a new one may be minted for it.
+            remembered = self.strangers(track.mean) if self.strangers is not None and not track.anonymous else []
             track.anonymous = track.anonymous or self._anonymous_label(track)
-            return self._set(track, "unknown", track.anonymous, None)
+            return self._set(track, "unknown", track.anonymous, None, remembered)
         holder = self._visible_holder(candidate, exclude=track.track_id)
         similarity = self._similarity_to(track.mean, candidate)
         events: list[Event] = []
@@ -353,7 +359,8 @@ class IdentityManager:
         similarity = self._similarity_to(track.mean, best.label) if best.state == "known" else None
         return self._set(track, best.state, best.label, similarity)
 
-    def _set(self, track: TrackIdentity, state: State, label: str | None, similarity: float | None) -> list[Event]:
+    def _set(self, track: TrackIdentity, state: State, label: str | None, similarity: float | None,
+             strangers: list[tuple[str, float]] | None = None) -> list[Event]:
         previous = track.label if track.state in ("known", "unknown", "conflict") else None
         track.state, track.similarity = state, similarity
         if state != "conflict":
@@ -366,11 +373,14 @@ class IdentityManager:
             "similarity": None if similarity is None else round(similarity, 3),
             "relinked_from": track.relinked_from if state in ("known", "unknown") else None,
             "frame": index, "pts": round(pts, 4),
-            "candidates": self._candidates(track),
+            "candidates": self._candidates(track, strangers or []),
         }]
 
-    def _candidates(self, track: TrackIdentity) -> list[dict[str, Any]]:
-        """The two gallery people (the store's named ones included) the track's evidence is most like."""
-        if self.gallery is None or not len(self.gallery) or track.evidence is None:
+    def _candidates(self, track: TrackIdentity, strangers: list[tuple[str, float]]) -> list[dict[str, Any]]:
+        """The two gallery people (the store's named ones included), or remembered `strangers`, the track's evidence
+        is most like, best first."""
+        if track.evidence is None:
             return []
-        return [{"name": name, "similarity": round(sim, 3)} for name, sim in self.gallery.top(track.mean, 2)]
+        people = self.gallery.top(track.mean, 2) if self.gallery is not None and len(self.gallery) else []
+        best = sorted(people + strangers, key=lambda pair: -pair[1])[:2]
+        return [{"name": name, "similarity": round(sim, 3)} for name, sim in best]

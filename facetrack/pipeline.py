@@ -118,7 +118,8 @@ class Pipeline:
         if self.embedder is not None:
             thresholds = config.identity.thresholds_for(self.embedder.name)
             namer = self._stranger_id if self.memory is not None else None
-            self.identity = IdentityManager(config.identity, thresholds, self.gallery, name_stranger=namer)
+            self.identity = IdentityManager(config.identity, thresholds, self.gallery, name_stranger=namer,
+                                            strangers=self.memory.resembles if self.memory is not None else None)
             self.scheduler = EmbeddingScheduler(config.embedding)
         self._memory_version = self.memory.version if self.memory is not None else 0
 
