@@ -10,6 +10,10 @@ A gallery name is never shown on two faces of the same frame: the track with the
 the other goes back to undecided. When a track ends, its identity and mean embedding are remembered for
 `relink_memory` seconds; a new track that matches one of them takes that identity back (names and `unknown-N`
 alike), so a person who leaves and returns, or is lost behind an occlusion or a cut, keeps their ID.
+
+Every decision explains itself: an identity event carries the two gallery people (and, for a stranger with an
+identity memory, the remembered strangers) most like the track's evidence, and a face shown without an identity
+says why (`reasons`: a quality gate, not enough looks, below the threshold, within the margin, a conflict).
 """
 
 from __future__ import annotations
