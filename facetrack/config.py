@@ -221,6 +221,10 @@ class AnnotationConfig(_Section):
 
     draw_landmarks: bool = True
     codec: str = "libx264"  # falls back to mpeg4 where H.264 is not available
+    blur: Literal["none", "unknown", "all"] = Field("none", description=(
+        "Pixelate face boxes in what is drawn (annotated videos, recordings, the live window and the live page): "
+        "unknown: every face without a gallery name (strangers, and faces not yet named: a face is never shown "
+        "before it is named); all: every face; none: no face (the default). The events are unchanged."))
     crf: int = Field(23, ge=0, le=51)
 
     @field_validator("codec")

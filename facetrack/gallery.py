@@ -122,6 +122,12 @@ class Gallery:
                      self.names[second] if second is not None else None,
                      float(sims[second]) if second is not None else -1.0)
 
+    def top(self, embedding: np.ndarray, k: int = 2) -> list[tuple[str, float]]:
+        """The `k` people most similar to `embedding`, best first, with their similarities (as they are: no
+        threshold, no floor): what a decision was made from."""
+        sims = self.similarities(embedding)[0]
+        return [(self.names[int(i)], float(sims[i])) for i in np.argsort(-sims)[:k]]
+
     def identify(self, embeddings: np.ndarray, threshold: float, margin: float) -> list[tuple[str | None, float]]:
         """Name (or None) and similarity per embedding of one image; a name goes to one face at most.
 

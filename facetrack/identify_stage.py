@@ -76,7 +76,8 @@ class IdentityStage:
         self.sightings = SightingLog(camera, config.store.crop_quality) if self.memory is not None else None
         thresholds = config.identity.thresholds_for(embedder.name)
         namer = self._stranger_id if self.memory is not None else None
-        self.identity = IdentityManager(config.identity, thresholds, gallery, name_stranger=namer)
+        self.identity = IdentityManager(config.identity, thresholds, gallery, name_stranger=namer,
+                                        strangers=self.memory.resembles if self.memory is not None else None)
         self.scheduler = EmbeddingScheduler(config.embedding)
         self._memory_version = self.memory.version if self.memory is not None else 0
 
@@ -147,7 +148,8 @@ class IdentityStage:
                         self.sightings.looked(track_id, plan.crops[row], quality.score)
                 self.embeddings += len(plan.positions)
             identities, known, sims, states = self.identity.labels(track_ids)
-            set_identity_columns(detections, identities, known, sims, states)
+            gates = self.scheduler.gates(track_ids, detections.xyxy, detections.data[LANDMARKS])
+            set_identity_columns(detections, identities, known, sims, states, self.identity.reasons(track_ids, gates))
             self.expire(result.ended, frame.pts)
 
     def _follow_splits(self, result: FrameResult) -> None:

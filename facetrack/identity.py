@@ -10,6 +10,10 @@ A gallery name is never shown on two faces of the same frame: the track with the
 the other goes back to undecided. When a track ends, its identity and mean embedding are remembered for
 `relink_memory` seconds; a new track that matches one of them takes that identity back (names and `unknown-N`
 alike), so a person who leaves and returns, or is lost behind an occlusion or a cut, keeps their ID.
+
+Every decision explains itself: an identity event carries the two gallery people (and, for a stranger with an
+identity memory, the remembered strangers) most like the track's evidence, and a face shown without an identity
+says why (`reasons`: a quality gate, not enough looks, below the threshold, within the margin, a conflict).
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ State = Literal["pending", "known", "unknown", "conflict"]
 Verdict = Literal["same", "doubt", "other"]  # a decided track's new look against its own mean
 STRANGER = "<stranger>"  # candidate value: matches no gallery person well enough
 Event = dict[str, Any]
+# Why a face shows no identity (types.REASON): a quality gate kept it from being embedded (small, blurred, turned),
+# not enough looks yet (pending), the best gallery match too weak (below_threshold) or too close to the next
+# (margin), or its looks split between two people or its name is on another face with stronger evidence (conflict).
+Reason = Literal["small", "blurred", "turned", "pending", "below_threshold", "margin", "conflict"]
 
 
 @dataclass
@@ -43,6 +51,7 @@ class TrackIdentity:
     relinked_from: int | None = None
     doubts: list[tuple[np.ndarray, float]] = field(default_factory=list)  # recent looks unlike its own mean
     changed: bool = False  # its face changed at once (tracker) since its last look that matched it
+    why: Reason | None = None  # why its last look named no one: below_threshold | margin | conflict (None: it did)
 
     @property
     def mean(self) -> np.ndarray:
@@ -79,11 +88,15 @@ class IdentityManager:
     """Identities of the tracks of one camera; the gallery may be shared between cameras."""
 
     def __init__(self, config: IdentityConfig, thresholds: RecognizerThresholds, gallery: Gallery | None,
-                 name_stranger: Callable[[TrackIdentity], str] | None = None) -> None:
+                 name_stranger: Callable[[TrackIdentity], str] | None = None,
+                 strangers: Callable[[np.ndarray], list[tuple[str, float]]] | None = None) -> None:
         self.config = config
         # Who gives a track decided unknown its ID: the identity memory (`--store`: IDs that persist across runs
         # and cameras), else a counter of this camera's run.
         self.name_stranger = name_stranger
+        # The identity memory's strangers most like a mean (`IdentityMemory.resembles`): a stranger's decision
+        # names them among its candidates.
+        self.strangers = strangers
         self.thresholds = thresholds
         self.gallery = gallery
         self.tracks: dict[int, TrackIdentity] = {}
@@ -120,6 +133,7 @@ class IdentityManager:
         track.observations += 1
         match = self.gallery.match(track.mean) if self.gallery is not None and len(self.gallery) else None
         candidate = self._candidate(match)
+        track.why = self._why(match)
         track.candidates.append(candidate)
         if track.state == "known" and match is not None:
             track.similarity = self._similarity_to(track.mean, track.label)
@@ -224,6 +238,26 @@ class IdentityManager:
             states.append(track.state)
         return identities, known, sims, states
 
+    def reasons(self, track_ids: list[int], gates: list[str | None]) -> list[Reason | None]:
+        """Per track, why it shows no identity (None where it shows one). `gates`: per track, the quality gate its
+        face fails this frame (`EmbeddingScheduler.gate`: small, turned, blurred), or None.
+
+        A conflict is said first; then a gate (it keeps the track from gaining evidence now); then why its last
+        look named no one (below_threshold, margin, conflict); else `pending`: not enough looks yet.
+        """
+        reasons: list[Reason | None] = []
+        for track_id, gate in zip(track_ids, gates, strict=True):
+            track = self.tracks.get(track_id)
+            if track is not None and track.decided:
+                reasons.append(None)
+            elif track is not None and track.state == "conflict":
+                reasons.append("conflict")
+            elif gate is not None:
+                reasons.append(gate)  # type: ignore[arg-type]
+            else:
+                reasons.append(track.why if track is not None and track.why is not None else "pending")
+        return reasons
+
     # --- decisions -------------------------------------------------------------------------------------------
 
     def _candidate(self, match: Match | None) -> str:
@@ -231,6 +265,16 @@ class IdentityManager:
             return STRANGER
         t = self.thresholds
         return match.name if match.similarity >= t.threshold and match.margin >= t.margin else STRANGER
+
+    def _why(self, match: Match | None) -> Reason | None:
+        """Why a look's gallery match is no candidate (None: it is one, or there is no gallery to match)."""
+        if match is None:
+            return None
+        if match.name is None:  # below the floor of the person it is closest to (a store's named person)
+            return "below_threshold"
+        if match.similarity < self.thresholds.threshold:
+            return "below_threshold"
+        return "margin" if match.margin < self.thresholds.margin else None
 
     def _similarity_to(self, mean: np.ndarray, name: str | None) -> float | None:
         if self.gallery is None or name not in self.gallery.names:
@@ -267,17 +311,21 @@ class IdentityManager:
         if candidate == STRANGER:
             if track.state == "unknown":
                 return []
+            # The remembered strangers it was compared with, before a new one may be minted for it.
+            remembered = self.strangers(track.mean) if self.strangers is not None and not track.anonymous else []
             track.anonymous = track.anonymous or self._anonymous_label(track)
-            return self._set(track, "unknown", track.anonymous, None)
+            return self._set(track, "unknown", track.anonymous, None, remembered)
         holder = self._visible_holder(candidate, exclude=track.track_id)
         similarity = self._similarity_to(track.mean, candidate)
         events: list[Event] = []
         if holder is not None:
             # One name, one face: the stronger evidence keeps the name, the other track goes back to undecided.
             if (holder.similarity or -1.0) >= (similarity or -1.0):
+                track.why = "conflict"
                 return []
             events += self._set(holder, "pending", None, None)
             holder.candidates.clear()
+            holder.why = "conflict"
         return events + self._set(track, "known", candidate, similarity)
 
     def _anonymous_label(self, track: TrackIdentity) -> str:
@@ -315,7 +363,8 @@ class IdentityManager:
         similarity = self._similarity_to(track.mean, best.label) if best.state == "known" else None
         return self._set(track, best.state, best.label, similarity)
 
-    def _set(self, track: TrackIdentity, state: State, label: str | None, similarity: float | None) -> list[Event]:
+    def _set(self, track: TrackIdentity, state: State, label: str | None, similarity: float | None,
+             strangers: list[tuple[str, float]] | None = None) -> list[Event]:
         previous = track.label if track.state in ("known", "unknown", "conflict") else None
         track.state, track.similarity = state, similarity
         if state != "conflict":
@@ -328,4 +377,14 @@ class IdentityManager:
             "similarity": None if similarity is None else round(similarity, 3),
             "relinked_from": track.relinked_from if state in ("known", "unknown") else None,
             "frame": index, "pts": round(pts, 4),
+            "candidates": self._candidates(track, strangers or []),
         }]
+
+    def _candidates(self, track: TrackIdentity, strangers: list[tuple[str, float]]) -> list[dict[str, Any]]:
+        """The two gallery people (the store's named ones included), or remembered `strangers`, the track's evidence
+        is most like, best first."""
+        if track.evidence is None:
+            return []
+        people = self.gallery.top(track.mean, 2) if self.gallery is not None and len(self.gallery) else []
+        best = sorted(people + strangers, key=lambda pair: -pair[1])[:2]
+        return [{"name": name, "similarity": round(sim, 3)} for name, sim in best]

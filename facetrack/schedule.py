@@ -10,9 +10,12 @@ budget caps the work; the most needed go first. Faces too small or too blurred t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
 
 from facetrack.config import EmbeddingConfig
-from facetrack.embed import FaceQuality
+from facetrack.embed import FaceQuality, face_quality
 
 
 @dataclass
@@ -20,6 +23,8 @@ class _TrackSchedule:
     last_pts: float  # when the track was last embedded, or last found too blurred
     view: float  # size-and-pose quality of the face last embedded
 
+
+Gate = Literal["small", "turned", "blurred"]  # the quality gate a face failed
 
 # Priorities, highest first.
 NEW, IMPROVED, CHECK, UNDECIDED, RECHECK = 5, 4, 3, 2, 1
@@ -30,12 +35,30 @@ class EmbeddingScheduler:
         self.config = config
         self._tracks: dict[int, _TrackSchedule] = {}
         self._suspect: set[int] = set()  # signs of change not looked at yet
+        self._blurred: set[int] = set()  # tracks whose last look that was due was too blurred
+
+    def gate(self, quality: FaceQuality) -> Gate | None:
+        """The quality gate a face fails (None: it may be embedded): too small, turned too far, or (once its crop
+        is looked at) too blurred."""
+        c = self.config
+        if quality.size < c.min_face_size:
+            return "small"
+        if quality.frontal < c.min_frontal:
+            return "turned"
+        if quality.sharpness is not None and quality.sharpness < c.min_sharpness:
+            return "blurred"
+        return None
 
     def trusted(self, quality: FaceQuality) -> bool:
         """Large, frontal (and, once its crop is looked at, sharp) enough for its embedding to count as evidence."""
-        c = self.config
-        sharp_enough = quality.sharpness is None or quality.sharpness >= c.min_sharpness
-        return quality.size >= c.min_face_size and quality.frontal >= c.min_frontal and sharp_enough
+        return self.gate(quality) is None
+
+    def gates(self, track_ids: list[int], boxes: np.ndarray, landmarks: np.ndarray) -> list[Gate | None]:
+        """Per face of a frame, the gate that keeps it from being embedded now: too small or turned (from its box
+        and landmarks), or too blurred (its last look that was due); None where it may be embedded."""
+        views = face_quality(boxes, landmarks) if len(track_ids) else []
+        return [self.gate(view) or ("blurred" if track_id in self._blurred else None)
+                for track_id, view in zip(track_ids, views, strict=True)]
 
     def priority(self, track_id: int, quality: FaceQuality, pts: float, decided: bool,
                  suspect: bool = False) -> float:
@@ -75,12 +98,15 @@ class EmbeddingScheduler:
     def embedded(self, track_id: int, quality: FaceQuality, pts: float) -> None:
         self._tracks[track_id] = _TrackSchedule(pts, quality.view)
         self._suspect.discard(track_id)
+        self._blurred.discard(track_id)
 
     def too_blurred(self, track_id: int, pts: float) -> None:
         """The face was due but its crop is too blurred: look again after an interval, not every frame."""
         previous = self._tracks.get(track_id)
         self._tracks[track_id] = _TrackSchedule(pts, previous.view if previous else 0.0)
+        self._blurred.add(track_id)
 
     def forget(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
         self._suspect.discard(track_id)
+        self._blurred.discard(track_id)

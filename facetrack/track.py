@@ -19,7 +19,7 @@ from trackers import ByteTrackTracker
 
 from facetrack.config import TrackerConfig
 from facetrack.scene import FaceChangeDetector
-from facetrack.types import with_face_columns
+from facetrack.types import UNTRACKED, with_face_columns
 
 
 @dataclass
@@ -100,7 +100,9 @@ class FaceTracker:
         ended = sorted(self._alive - held - ids)
         self._alive = (self._alive | ids) - set(ended)
         self._shown = {k: v for k, v in self._shown.items() if v in self._alive}
-        return TrackUpdate(with_face_columns(tracked), started, cut_ended + ended, changed, cut)
+        faces = with_face_columns(tracked)
+        faces.metadata[UNTRACKED] = _untracked(detections, faces)
+        return TrackUpdate(faces, started, cut_ended + ended, changed, cut)
 
     def _shown_id(self, internal: int) -> int:
         if internal not in self._shown:
@@ -139,3 +141,13 @@ class FaceTracker:
     @property
     def alive(self) -> set[int]:
         return set(self._alive)
+
+
+def _untracked(detected: sv.Detections, tracked: sv.Detections) -> np.ndarray:
+    """Boxes of the frame's detected faces that no confirmed track holds (ByteTrack hands back the detected boxes
+    of the faces it tracks, unchanged)."""
+    if len(detected) == 0:
+        return np.empty((0, 4), dtype=np.float32)
+    if len(tracked) == 0:
+        return detected.xyxy.copy()
+    return detected.xyxy[sv.box_iou_batch(detected.xyxy, tracked.xyxy).max(axis=1) < 0.9]

@@ -23,11 +23,19 @@ IDENTITY = "identity"  # N objects: gallery name or unknown-N, None while undeci
 KNOWN = "known"  # N bools: the identity is a gallery name
 SIMILARITY = "similarity"  # N floats: similarity to the named person, NaN when none
 IDENTITY_STATE = "identity_state"  # N objects: pending | known | unknown | conflict
+# N objects: why a face has no identity (None when it has one): small | blurred | turned (the quality gates kept
+# it from being embedded), pending (not enough looks yet), below_threshold | margin (the best gallery match too
+# weak, or too close to the next), conflict (its looks split between two people, or the name is on another face)
+REASON = "reason"
 # N bools, optional: the landmarks were found at the full detection's scale this frame (a full-frame detection, or
 # a crop that was not reduced); faces followed on a reduced crop have coarser landmarks and are not embedded.
 FRESH = "fresh"
+# Metadata (`detections.metadata`) of a frame's tracked faces: M×4 boxes of faces detected in the frame that no
+# confirmed track holds (a face on its first frame, one too faint to track). No event names them; `annotation.blur`
+# pixelates them too, so that no face is drawn in the clear before it is named.
+UNTRACKED = "untracked"
 
-IDENTITY_COLUMNS = (IDENTITY, KNOWN, SIMILARITY, IDENTITY_STATE)
+IDENTITY_COLUMNS = (IDENTITY, KNOWN, SIMILARITY, IDENTITY_STATE, REASON)
 
 
 def empty_faces(identity: bool = False) -> sv.Detections:
@@ -52,12 +60,13 @@ def with_face_columns(detections: sv.Detections) -> sv.Detections:
 
 
 def set_identity_columns(detections: sv.Detections, identities: list[str | None], known: list[bool],
-                         similarities: list[float], states: list[str]) -> None:
+                         similarities: list[float], states: list[str], reasons: list[str | None] | None = None) -> None:
     """Fill the identity columns of `detections` (one entry per face, in row order)."""
     detections.data[IDENTITY] = np.array(identities, dtype=object)
     detections.data[KNOWN] = np.array(known, dtype=bool)
     detections.data[SIMILARITY] = np.array(similarities, dtype=float)
     detections.data[IDENTITY_STATE] = np.array(states, dtype=object)
+    detections.data[REASON] = np.array(reasons if reasons is not None else [None] * len(states), dtype=object)
 
 
 # --- events ------------------------------------------------------------------------------------------------------
@@ -69,6 +78,7 @@ class _FaceRequired(TypedDict):
     similarity: float | None  # to the named person
     score: float  # detector score
     box: list[float]  # x1, y1, x2, y2 in frame pixels
+    reason: str | None  # why identity is None (small, blurred, turned, pending, …); None when it is not
 
 
 class FaceRecord(_FaceRequired, total=False):
@@ -152,6 +162,7 @@ def face_records(detections: sv.Detections) -> list[FaceRecord]:
     names = detections.data.get(IDENTITY, [None] * n)
     known = detections.data.get(KNOWN, [False] * n)
     sims = detections.data.get(SIMILARITY, [None] * n)
+    reasons = detections.data.get(REASON, [None] * n)
     scores = detections.confidence if detections.confidence is not None else np.ones(n)
     faces: list[FaceRecord] = []
     for i in range(n):
@@ -163,6 +174,7 @@ def face_records(detections: sv.Detections) -> list[FaceRecord]:
             "similarity": None if sim is None or np.isnan(sim) else _round(sim, 3),
             "score": _round(scores[i], 3),
             "box": [_round(v, 1) for v in detections.xyxy[i]],
+            "reason": reasons[i],
         })
     return faces
 

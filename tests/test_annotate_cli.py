@@ -36,7 +36,7 @@ def test_events_have_one_frame_line_per_frame_with_increasing_pts(annotated: dic
     faces = [f for e in frames for f in e["faces"]]
     assert len(faces) > 400
     for face in faces:
-        assert set(face) == {"track_id", "identity", "known", "similarity", "score", "box"}
+        assert set(face) == {"track_id", "identity", "known", "similarity", "score", "box", "reason"}
         assert face["identity"] is None or isinstance(face["identity"], str)
         x1, y1, x2, y2 = face["box"]
         assert x1 < x2 and y1 < y2 and 0 < face["score"] <= 1

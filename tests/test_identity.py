@@ -175,3 +175,68 @@ def test_memory_expires(gallery: Gallery, enroller: Enroller, faces: Faces) -> N
     for frame in range(300, 306):  # ten seconds later
         feed(manager, frame, {2: faces.stranger(4, again=True)})
     assert shown(manager, 2) not in (None, old)
+
+
+def reason(manager: IdentityManager, track_id: int, gate: str | None = None) -> str | None:
+    return manager.reasons([track_id], [gate])[0]
+
+
+def test_a_face_without_a_name_says_why(manager: IdentityManager, faces: Faces) -> None:
+    manager.begin_frame(0, 0.0, [1, 2, 3])
+    assert reason(manager, 1) == "pending"  # not embedded yet
+    assert reason(manager, 1, "turned") == "turned"  # a quality gate keeps it from being embedded
+    feed(manager, 1, {1: faces.person("obama", 0), 2: faces.stranger(0)})
+    assert reason(manager, 1) == "pending"  # obama once: one look is not enough
+    assert reason(manager, 2) == "below_threshold"  # like nobody in the gallery
+    assert reason(manager, 2, "small") == "small"  # the gate that stops more looks is said first
+    # Halfway between two people: both clear the threshold, neither leads by the margin.
+    between = faces.person("rose_leslie") + faces.person("kit_harington")
+    feed(manager, 2, {3: between / np.linalg.norm(between)})
+    assert reason(manager, 3) == "margin"
+    for frame in range(3, 6):
+        feed(manager, frame, {1: faces.person("obama", frame), 2: faces.stranger(0)})
+    assert shown(manager, 1) == "obama" and reason(manager, 1) is None  # named: no reason
+    assert shown(manager, 2) == "unknown-1" and reason(manager, 2) is None  # decided a stranger: no reason
+    assert reason(manager, 1, "turned") is None
+
+
+def test_a_face_that_loses_the_name_to_a_stronger_one_says_conflict(manager: IdentityManager,
+                                                                     faces: Faces) -> None:
+    for frame in range(3):
+        feed(manager, frame, {1: faces.person("obama", 1)}, visible=[1])
+    for frame in range(3, 6):
+        feed(manager, frame, {2: faces.person("obama", 0)}, visible=[1, 2])
+    loser = 1 if shown(manager, 1) is None else 2
+    assert shown(manager, 3 - loser) == "obama"
+    assert reason(manager, loser) == "conflict"
+
+
+def test_split_evidence_says_conflict(manager: IdentityManager, faces: Faces) -> None:
+    for frame in range(30):
+        name = "rose_leslie" if frame % 2 else "kit_harington"
+        feed(manager, frame, {1: faces.person(name, frame // 2)})
+        if manager.tracks[1].state == "conflict":
+            assert shown(manager, 1) is None and reason(manager, 1) == "conflict"
+            return
+    pytest.skip("the alternating looks never split this track")  # the test above allows one change instead
+
+
+def test_identity_events_carry_the_two_best_candidates(manager: IdentityManager, faces: Faces) -> None:
+    events = []
+    for frame in range(3):
+        events += feed(manager, frame, {1: faces.person("lin_manuel_miranda"), 2: faces.stranger(1)})
+    by_track = {e["track_id"]: e for e in events}
+    named, stranger = by_track[1], by_track[2]
+    assert named["identity"] == "lin_manuel_miranda" and stranger["identity"] == "unknown-1"
+    for event in (named, stranger):
+        candidates = event["candidates"]
+        assert len(candidates) == 2 and set(candidates[0]) == {"name", "similarity"}
+        assert candidates[0]["similarity"] >= candidates[1]["similarity"]
+        mean = manager.tracks[event["track_id"]].mean
+        expected = manager.gallery.similarities(mean)[0]
+        for candidate in candidates:
+            value = float(expected[manager.gallery.names.index(candidate["name"])])
+            assert candidate["similarity"] == round(value, 3)
+        assert candidates[0]["similarity"] == round(float(expected.max()), 3)
+    assert named["candidates"][0] == {"name": "lin_manuel_miranda", "similarity": named["similarity"]}
+    assert stranger["candidates"][0]["similarity"] < manager.thresholds.threshold  # why it is nobody

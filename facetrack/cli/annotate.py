@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from facetrack.cli.common import (
+    BlurOpt,
     ConfigOpt,
     DetectIntervalOpt,
     DetectorOpt,
@@ -19,6 +20,7 @@ from facetrack.cli.common import (
     RequireGpuOpt,
     VerboseOpt,
     app,
+    blur_mode,
     build_config,
     console,
     detect_interval,
@@ -49,6 +51,7 @@ def annotate(
         "--store", help="Identity memory (SQLite file, created if missing, or postgresql://user@host:port/db): "
                         "strangers keep their unknown-N across runs, and every track's sighting is recorded.")] = None,
     detect_every: DetectIntervalOpt = None,
+    blur: BlurOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Detect, track and identify every face in a video file; write an annotated video and/or JSON Lines events.
@@ -69,9 +72,13 @@ def annotate(
                                                     ("--store", store_file(store))) if path is not None])
     if timeline is not None:
         check_writable(timeline, flag="--timeline")
+    blurred = blur_mode(blur)
+    if blurred and blurred["annotation"]["blur"] != "none" and output is None:
+        raise FacetrackError("--blur pixelates faces in the annotated video: add -o OUTPUT.mp4 (the events and the "
+                             "store are not blurred)")
     cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu,
-                       extra={**detect_interval(detect_every), **({"store": {"path": store}} if store else {})}
-                       or None)
+                       extra={**detect_interval(detect_every), **blurred,
+                              **({"store": {"path": store}} if store else {})} or None)
     if store is None and cfg.store.path is not None:
         cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": None})})  # only with --store
     probe = FileSource(input)  # fail on a bad input before loading any model

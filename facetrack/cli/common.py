@@ -45,6 +45,10 @@ StoreOpt = Annotated[str | None, typer.Option(
     "--store", help="Identity memory (SQLite file, or postgresql://user@host:port/db shared by several machines): "
                     "strangers keep their unknown-N across runs, sightings are recorded. Default: store.path in "
                     "the config, else $FACETRACK_HOME/store.db.")]
+BlurOpt = Annotated[str | None, typer.Option(
+    "--blur", metavar="unknown|all|none", show_default=False,
+    help="Pixelate faces in what is drawn: unknown (every face without a gallery name, strangers and faces not "
+         "yet named), all, or none (default: annotation.blur in the config, else none).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
 
@@ -81,6 +85,16 @@ def detect_interval(value: str | None) -> dict[str, Any]:
     if text != "auto" and not (text.isdigit() and int(text) >= 1):
         raise FacetrackError(f"--detect-interval {value!r}: use auto or a whole number of frames, 1 or more")
     return {"detector": {"interval": "auto" if text == "auto" else int(text)}}
+
+
+def blur_mode(value: str | None) -> dict[str, Any]:
+    """The `--blur` flag as a config override ({} when not given)."""
+    if value is None:
+        return {}
+    text = value.strip().lower()
+    if text not in ("unknown", "all", "none"):
+        raise FacetrackError(f"--blur {value!r}: use unknown (faces without a gallery name), all or none")
+    return {"annotation": {"blur": text}}
 
 
 def setup_logging(verbose: bool) -> None:

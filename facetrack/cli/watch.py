@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from facetrack.cli.common import (
+    BlurOpt,
     ConfigOpt,
     DetectIntervalOpt,
     DetectorOpt,
@@ -20,6 +21,7 @@ from facetrack.cli.common import (
     StoreOpt,
     VerboseOpt,
     app,
+    blur_mode,
     build_config,
     console,
     default_store,
@@ -72,6 +74,7 @@ def watch(
         help="When the events file passes MB MiB it becomes EVENTS.1 (replacing an older one) and a new one "
              "starts.")] = None,
     detect_every: DetectIntervalOpt = None,
+    blur: BlurOpt = None,
     gallery: GalleryOpt = None,
     config: ConfigOpt = None,
     detector: DetectorOpt = None,
@@ -104,7 +107,11 @@ def watch(
         raise FacetrackError("--events-max-mb must be a positive size in MiB")
     bounds = {k: v for k, v in (("record_segment_minutes", record_segment), ("events_max_mb", events_max_mb))
               if v is not None}
-    extra: dict[str, Any] = {**detect_interval(detect_every), **({"live": bounds} if bounds else {})}
+    blurred = blur_mode(blur)
+    if blurred and blurred["annotation"]["blur"] != "none" and record is None and not display and not serve:
+        raise FacetrackError("--blur pixelates faces in what is drawn: add --record OUT.mp4, --display or --serve "
+                             "(the events and the store are not blurred)")
+    extra: dict[str, Any] = {**detect_interval(detect_every), **blurred, **({"live": bounds} if bounds else {})}
     if store is not None:
         extra["store"] = {"path": store}
     cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu, extra=extra or None)

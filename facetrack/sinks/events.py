@@ -2,7 +2,7 @@
 
 The events are the typed dicts of `facetrack/types.py` (stable; later stages fill more fields, never rename them):
   {"type": "frame", "frame": i, "pts": s, "faces": [{"track_id", "identity", "known", "similarity", "score",
-   "box": [x1, y1, x2, y2]}]}
+   "box": [x1, y1, x2, y2], "reason"}]}  (reason: why identity is null; null when it is not, or identity is off)
   {"type": "track_start" | "track_end", "track_id", "frame", "pts"}
   {"type": "identity", "track_id", "identity", "previous", "state", "similarity", "relinked_from", "frame", "pts"}
 """

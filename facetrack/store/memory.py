@@ -145,6 +145,13 @@ class IdentityMemory:
                        self.recognizer.fingerprint, self.recognizer.name, Path(self.store.location),
                        floors=np.full(len(names), self.thresholds.bank_threshold, dtype=np.float32))
 
+    def resembles(self, mean: np.ndarray, k: int = 2) -> list[tuple[str, float]]:
+        """The `k` remembered strangers most like `mean`, best first, with their similarities (what a stranger's
+        decision is explained by)."""
+        with self._lock:
+            sims = self.bank.similarities(mean)
+            return [(self.bank.labels[int(i)], float(sims[i])) for i in np.argsort(-sims)[:k]]
+
     def stranger_label(self, mean: np.ndarray, looks: int) -> str:
         """The persistent ID of a track just decided unknown: a remembered stranger it matches, or a new one."""
         with self._lock:
