@@ -262,6 +262,10 @@ class LiveConfig(_Section):
     open_timeout: float = Field(10.0, gt=0)  # seconds to open a camera or stream
     read_timeout: float = Field(5.0, gt=0)  # seconds without data before a stream counts as dropped
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    tls_verify: bool = Field(True, description=(
+        "Check the certificate of https://, rtsps:// and rtmps:// cameras against the system CA bundle (or the "
+        "file SSL_CERT_FILE names) and their host name, as a browser does. false accepts any certificate, a "
+        "stranger's too: only for a camera on a network you trust whose certificate is self-signed."))
     reconnect_initial: float = Field(0.5, gt=0)  # first delay before reconnecting; doubles after each failure
     reconnect_max: float = Field(30.0, gt=0)  # the longest delay between reconnect attempts
     queue_size: int = Field(8, ge=1)  # items between stages: files wait when full, live sources keep the newest

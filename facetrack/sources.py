@@ -11,7 +11,10 @@ message: everything that prints a source goes through `facetrack.urls` (`label`,
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -312,6 +315,67 @@ def _stream(url: str) -> SourceSpec:
     return SourceSpec("stream", url)
 
 
+TLS_SCHEMES = {"https": 443, "rtsps": 322, "rtmps": 443}  # stream schemes over TLS, and their default ports
+# Where systems keep their CA bundle (Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine/macOS, Homebrew). FFmpeg's own
+# TLS library looks for it where it was built, which need not be where this system keeps it: it is passed.
+_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+               "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem",
+               "/usr/local/etc/openssl/cert.pem", "/opt/homebrew/etc/openssl@3/cert.pem")
+TLS_OPT_OUT = "live.tls_verify: false"
+
+
+def ca_bundle() -> str:
+    """The CA certificates that vouch for servers: $SSL_CERT_FILE, else this system's bundle (as Python's `ssl`
+    and OpenSSL find it, then the usual places, then `certifi` where installed)."""
+    named = os.environ.get("SSL_CERT_FILE")
+    if named:
+        if not Path(named).is_file():
+            raise FacetrackError(f"SSL_CERT_FILE={named} is not a file: point it at a PEM bundle of CA "
+                                 "certificates, or unset it")
+        return named
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile, *_CA_BUNDLES):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    try:
+        import certifi  # type: ignore[import-not-found]
+
+        return str(certifi.where())
+    except ImportError:
+        raise FacetrackError("no CA certificate bundle found to check TLS cameras: install your system's "
+                             "ca-certificates, point SSL_CERT_FILE at a bundle, or set "
+                             f"{TLS_OPT_OUT} (no check at all)") from None
+
+
+def tls_options(url: str, verify: bool) -> dict[str, str]:
+    """FFmpeg options for a TLS stream: verify the certificate and host name against the CA bundle, or not."""
+    if urllib.parse.urlsplit(url).scheme.lower() not in TLS_SCHEMES:
+        return {}
+    if not verify:
+        _say_once(logging.WARNING, f"{TLS_OPT_OUT}: the certificate of {urls.origin(url)} is not checked "
+                                   "(anyone on the way can pose as this camera)")
+        return {"tls_verify": "0"}
+    return {"tls_verify": "1", "ca_file": ca_bundle()}
+
+
+def tls_problem(url: str, timeout: float) -> str | None:
+    """Why the server of `url` fails certificate verification, found with Python's TLS (FFmpeg only says
+    "Input/output error"); None when it passes, or when the server cannot be reached to tell."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or TLS_SCHEMES.get(parts.scheme.lower(), 443)
+        context = ssl.create_default_context(cafile=ca_bundle())
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=host):
+                return None
+    except ssl.SSLCertVerificationError as exc:
+        why = (exc.verify_message or exc.reason or "not trusted").rstrip(".")
+        return f"its TLS certificate is refused ({why})"
+    except (OSError, ValueError, FacetrackError):
+        return None
+
+
 class StreamSource:
     """A webcam or network stream, decoded as it arrives; reopened with exponential back-off when it drops.
 
@@ -330,6 +394,7 @@ class StreamSource:
         self.open_timeout = live.open_timeout
         self.read_timeout = live.read_timeout
         self.rtsp_transport = live.rtsp_transport
+        self.tls_verify = live.tls_verify
         self.reconnect_initial = live.reconnect_initial
         self.reconnect_max = live.reconnect_max
         # Network video (H.264/HEVC) can decode on the GPU; a webcam's raw or MJPEG frames gain nothing.
@@ -357,12 +422,13 @@ class StreamSource:
         )
 
     def _options(self) -> dict[str, str]:
+        if self.spec.kind != "stream":
+            return {}
+        tls = tls_options(self.spec.target, self.tls_verify)
         if self.spec.is_rtsp:
             # FFmpeg's RTSP `timeout` is the socket I/O timeout in microseconds (older builds: `stimeout`).
-            return {"rtsp_transport": self.rtsp_transport, "timeout": str(int(self.read_timeout * 1e6))}
-        if self.spec.kind == "stream":
-            return {"rw_timeout": str(int(self.read_timeout * 1e6)), "reconnect": "0"}
-        return {}
+            return {"rtsp_transport": self.rtsp_transport, "timeout": str(int(self.read_timeout * 1e6)), **tls}
+        return {"rw_timeout": str(int(self.read_timeout * 1e6)), "reconnect": "0", **tls}
 
     def _open(self, first: bool = False) -> av.container.InputContainer:
         label = self.spec.label
@@ -377,6 +443,11 @@ class StreamSource:
         except (av.error.FFmpegError, OSError) as exc:
             reason = urls.scrub(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
             waited = time.monotonic() - started
+            problem = self._certificate_problem()
+            if problem is not None:
+                raise FacetrackError(f"cannot open stream {label}: {problem}; trust its CA (add it to the system "
+                                     f"bundle or SSL_CERT_FILE), or set {TLS_OPT_OUT} to accept any "
+                                     "certificate") from None
             if waited >= 0.9 * min(self.open_timeout, self.read_timeout):
                 reason = f"no answer within {waited:.0f} s"
             what = "camera" if self.spec.kind == "webcam" else "stream"
@@ -389,6 +460,11 @@ class StreamSource:
         stream.thread_type = "AUTO"
         self.connected = True
         return container
+
+    def _certificate_problem(self) -> str | None:
+        if not self.tls_verify or urllib.parse.urlsplit(self.spec.target).scheme.lower() not in TLS_SCHEMES:
+            return None
+        return tls_problem(self.spec.target, min(self.open_timeout, 5.0))
 
     def _open_container(self) -> av.container.InputContainer:
         def open_with(hwaccel: HWAccel | None) -> av.container.InputContainer:
