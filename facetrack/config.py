@@ -240,13 +240,30 @@ class AnnotationConfig(_Section):
 
 
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_NOT_CAMERA_NAMES = ("video", "audio")  # `video=Integrated Camera` is a DirectShow webcam, not a named source
 
 
 class CameraConfig(_Section):
-    """One named camera for `facetrack watch`: its name appears in events, MQTT topics and file names."""
+    """One named camera for `facetrack watch`: its name appears in events, MQTT topics and file names.
 
-    name: str
-    url: str  # rtsp://…, http(s)://…, a webcam (0, /dev/video0) or a video file
+    The same type names the cameras of the config file and those of the command line (`NAME=SOURCE`,
+    `name_cameras`); `CameraConfig("door", "rtsp://…")` also works.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description=(
+        "Letters, digits, '_' and '-' only: the name becomes part of MQTT topics and file names."))
+    url: str = Field(description=(
+        "rtsp://…, rtsps://…, http(s)://…, a webcam (0, /dev/video0) or a video file; ${NAME} is read from the "
+        "environment, so a password need not be written here."))
+
+    def __init__(self, name: str | None = None, url: str | None = None, /, **data: Any) -> None:
+        if name is not None:
+            data["name"] = name
+        if url is not None:
+            data["url"] = url
+        super().__init__(**data)
 
     @field_validator("name")
     @classmethod
@@ -254,6 +271,26 @@ class CameraConfig(_Section):
         if not _CAMERA_NAME.match(value):
             raise ValueError("camera names use letters, digits, '_' and '-' only (they become MQTT topics)")
         return value
+
+
+def is_camera_name(text: str) -> bool:
+    return bool(_CAMERA_NAME.match(text)) and text not in _NOT_CAMERA_NAMES
+
+
+def name_cameras(sources: list[str]) -> list[CameraConfig]:
+    """Command-line sources → cameras: `NAME=SOURCE` names one (NAME as a camera name must be), otherwise they
+    are cam0, cam1, …"""
+    cameras = []
+    for i, text in enumerate(sources):
+        name, sep, rest = text.partition("=")
+        if sep and rest and is_camera_name(name):
+            cameras.append(CameraConfig(name, rest))
+        else:
+            cameras.append(CameraConfig(f"cam{i}", text))
+    names = [c.name for c in cameras]
+    if len(set(names)) != len(names):
+        raise FacetrackError(f"camera names must be unique: {', '.join(names)}")
+    return cameras
 
 
 class LiveConfig(_Section):

@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from facetrack.config import CameraConfig as CameraSpec  # one camera type: the config's
 from facetrack.config import FacetrackConfig
+from facetrack.config import name_cameras as name_sources  # noqa: F401 - callers import it from here
 from facetrack.detect import FaceDetector
 from facetrack.errors import FacetrackError, OutputError
 from facetrack.models.registry import resolve_model
@@ -54,29 +56,6 @@ from facetrack.store.memory import IdentityMemory, open_memory
 log = logging.getLogger(__name__)
 
 _DONE = object()  # after the last item of the last camera
-
-
-@dataclass(frozen=True)
-class CameraSpec:
-    """A named source to watch: a file, a webcam (`0`, `/dev/video0`) or a stream URL."""
-
-    name: str
-    url: str
-
-
-def name_sources(sources: list[str]) -> list[CameraSpec]:
-    """Command-line sources → cameras: `NAME=URL` names one, otherwise they are cam0, cam1, …"""
-    cameras = []
-    for i, text in enumerate(sources):
-        name, sep, rest = text.partition("=")
-        if sep and rest and name.replace("_", "").replace("-", "").isalnum() and name not in ("video", "audio"):
-            cameras.append(CameraSpec(name, rest))
-        else:
-            cameras.append(CameraSpec(f"cam{i}", text))
-    names = [c.name for c in cameras]
-    if len(set(names)) != len(names):
-        raise FacetrackError(f"camera names must be unique: {', '.join(names)}")
-    return cameras
 
 
 @dataclass

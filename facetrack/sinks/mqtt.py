@@ -13,39 +13,25 @@ import logging
 import os
 import socket
 import time
-import urllib.parse
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from facetrack.config import MqttConfig
-from facetrack.errors import FacetrackError
 from facetrack.sinks.sender import BackgroundSender
-from facetrack.urls import label, parse_problem
+from facetrack.urls import check_url
 
 log = logging.getLogger(__name__)
 
-_SCHEMES = {"mqtt": (1883, False), "tcp": (1883, False), "mqtts": (8883, True), "ssl": (8883, True)}
+_PORTS: dict[str, int | None] = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
+_TLS = ("mqtts", "ssl")
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
     """(host, port, tls, username, password) of `mqtt://[user:pass@]host[:port]`."""
-    text = url if "://" in url else f"mqtt://{url}"
-    try:
-        parts = urllib.parse.urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise FacetrackError(f"malformed MQTT URL {label(text)}: {parse_problem(exc)} "
-                             "(expected mqtt://host:1883)") from None
-    scheme = parts.scheme.lower()
-    if scheme not in _SCHEMES:
-        raise FacetrackError(f"unsupported MQTT URL scheme {scheme}:// in {label(text)} (use mqtt:// or mqtts://)")
-    if not parts.hostname:
-        raise FacetrackError(f"malformed MQTT URL {label(text)}: it names no host (expected mqtt://host:1883)")
-    default_port, tls = _SCHEMES[scheme]
-    username = urllib.parse.unquote(parts.username) if parts.username else None
-    password = urllib.parse.unquote(parts.password) if parts.password else None
-    return parts.hostname, port or default_port, tls, username, password
+    checked = check_url(url if "://" in url else f"mqtt://{url}", _PORTS, "mqtt(s)://[user:pass@]host[:port]",
+                        what="MQTT")
+    return checked.host, checked.port or 1883, checked.scheme in _TLS, checked.username, checked.password
 
 
 _clear_text_said: set[str] = set()

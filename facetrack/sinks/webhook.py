@@ -22,9 +22,8 @@ import urllib.request
 from typing import Any, Literal
 
 from facetrack.config import WebhookConfig
-from facetrack.errors import FacetrackError
 from facetrack.sinks.sender import BackgroundSender
-from facetrack.urls import origin, parse_problem, scrub
+from facetrack.urls import CheckedUrl, check_url, origin, scrub
 
 log = logging.getLogger(__name__)
 
@@ -32,29 +31,20 @@ _MAX_BACKOFF = 30.0
 Outcome = Literal["sent", "unreachable", "server-error", "refused"]
 
 
-def check_webhook_url(url: str) -> str:
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as exc:
-        raise FacetrackError(f"malformed webhook URL {origin(url)}: {parse_problem(exc)}") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise FacetrackError(f"webhook URL {origin(url)} must be http(s)://host[:port]/path")
-    return url
+def check_webhook_url(url: str) -> CheckedUrl:
+    return check_url(url, {"http": 80, "https": 443}, "http(s)://host[:port]/path", what="webhook", shown=origin,
+                     spaces=False)
 
 
-def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
+def _split_credentials(checked: CheckedUrl) -> tuple[str, dict[str, str]]:
     """`https://user:pass@host/…` → the URL without them and a Basic Authorization header."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.username:
-        return url, {}
-    user = urllib.parse.unquote(parts.username)
-    password = urllib.parse.unquote(parts.password or "")
-    netloc = parts.hostname or ""
-    netloc = f"[{netloc}]" if ":" in netloc else netloc
+    if not checked.username:
+        return checked.url, {}
+    parts = urllib.parse.urlsplit(checked.url)
+    netloc = f"[{checked.host}]" if ":" in checked.host else checked.host
     if parts.port:
         netloc += f":{parts.port}"
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    token = base64.b64encode(f"{checked.username}:{checked.password or ''}".encode()).decode()
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
 
 

@@ -11,6 +11,7 @@ from facetrack import urls
 from facetrack.errors import FacetrackError
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "rtmps")
+STREAM_FORM = "rtsp://, rtsps://, http(s):// or rtmp(s)://host[:port]/path"
 
 
 @dataclass(frozen=True)
@@ -66,18 +67,5 @@ def _webcam(index: int) -> SourceSpec:
 
 
 def _stream(url: str) -> SourceSpec:
-    shown = urls.label(url)
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port  # raises on a port that is not a number in 0–65535
-    except ValueError as exc:
-        raise FacetrackError(f"malformed URL {shown}: {urls.parse_problem(exc)} "
-                             "(expected e.g. rtsp://host:554/path)") from None
-    scheme = parts.scheme.lower()
-    if scheme not in STREAM_SCHEMES:
-        raise FacetrackError(f"unsupported URL scheme {scheme}:// in {shown} "
-                             f"(use one of {', '.join(s + '://' for s in STREAM_SCHEMES)})")
-    host = parts.hostname or ""
-    if not host or any(c.isspace() for c in host) or port == 0:
-        raise FacetrackError(f"malformed URL {shown}: it names no host (expected e.g. {scheme}://host:port/path)")
+    urls.check_url(url, dict.fromkeys(STREAM_SCHEMES), STREAM_FORM)
     return SourceSpec("stream", url)
