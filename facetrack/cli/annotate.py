@@ -9,20 +9,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from facetrack.cli.common import (
-    ConfigOpt,
+    NO_MODEL_FLAGS,
     DetectIntervalOpt,
-    DetectorOpt,
     GalleryOpt,
-    PackOpt,
-    ProvidersOpt,
-    RecognizerOpt,
-    RequireGpuOpt,
+    ModelOptions,
     VerboseOpt,
     app,
     build_config,
     console,
     detect_interval,
     input_files,
+    model_options,
     print_stage_table,
     setup_logging,
     store_file,
@@ -32,17 +29,13 @@ from facetrack.errors import FacetrackError
 
 
 @app.command()
+@model_options
 def annotate(
     input: Annotated[Path, typer.Argument(help="Video file to process.", show_default=False)],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Annotated video to write (.mp4).")] = None,
     events: Annotated[Path | None, typer.Option("--events", help="JSON Lines events file to write.")] = None,
     gallery: GalleryOpt = None,
-    config: ConfigOpt = None,
-    detector: DetectorOpt = None,
-    recognizer: RecognizerOpt = None,
-    pack: PackOpt = None,
-    providers: ProvidersOpt = None,
-    require_gpu: RequireGpuOpt = False,
+    models: ModelOptions = NO_MODEL_FLAGS,
     timeline: Annotated[Path | None, typer.Option(
         "--timeline", help="Also draw who was on screen when (.png, .svg or .pdf).")] = None,
     store: Annotated[str | None, typer.Option(
@@ -56,6 +49,7 @@ def annotate(
     Identity runs when a gallery or a recognizer is given: gallery names, or stable `unknown-N` for strangers.
     With --store the strangers' IDs persist across runs and cameras, and the sightings are kept.
     """
+    config, detector, recognizer, pack, providers, require_gpu = models.values()
     from facetrack.pipeline import Pipeline
     from facetrack.sinks.video import check_distinct, check_video_output, check_writable
     from facetrack.sources import FileSource

@@ -9,14 +9,10 @@ from typing import Annotated, Any
 import typer
 
 from facetrack.cli.common import (
-    ConfigOpt,
+    NO_MODEL_FLAGS,
     DetectIntervalOpt,
-    DetectorOpt,
     GalleryOpt,
-    PackOpt,
-    ProvidersOpt,
-    RecognizerOpt,
-    RequireGpuOpt,
+    ModelOptions,
     StoreOpt,
     VerboseOpt,
     app,
@@ -25,6 +21,7 @@ from facetrack.cli.common import (
     default_store,
     detect_interval,
     input_files,
+    model_options,
     setup_logging,
 )
 from facetrack.config import FacetrackConfig
@@ -32,6 +29,7 @@ from facetrack.errors import FacetrackError
 
 
 @app.command()
+@model_options
 def watch(
     sources: Annotated[list[str] | None, typer.Argument(
         help="Cameras to watch: rtsp://…, http(s)://…, a webcam (0, /dev/video0), a video file; NAME=SOURCE "
@@ -73,12 +71,7 @@ def watch(
              "starts.")] = None,
     detect_every: DetectIntervalOpt = None,
     gallery: GalleryOpt = None,
-    config: ConfigOpt = None,
-    detector: DetectorOpt = None,
-    recognizer: RecognizerOpt = None,
-    pack: PackOpt = None,
-    providers: ProvidersOpt = None,
-    require_gpu: RequireGpuOpt = False,
+    models: ModelOptions = NO_MODEL_FLAGS,
     verbose: VerboseOpt = False,
 ) -> None:
     """Watch live cameras (or files): track and identify faces, write events, record, show, send alerts.
@@ -87,6 +80,7 @@ def watch(
     With identity on, strangers keep their unknown-N across runs and cameras and sightings are recorded in the
     store ($FACETRACK_HOME/store.db unless --store or --no-store says otherwise).
     """
+    config, detector, recognizer, pack, providers, require_gpu = models.values()
     import json
 
     from facetrack.live import CameraSpec, LiveRunner, name_sources
