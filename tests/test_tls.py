@@ -173,3 +173,26 @@ def test_rtsps_camera_is_verified_too(tls: dict[str, Path]) -> None:
         with pytest.raises(FacetrackError):  # not an RTSP server: it fails later, after TLS
             open_source(url, live=LiveConfig(open_timeout=3, read_timeout=3, tls_verify=False))
         assert received and received[0].startswith(b"OPTIONS rtsps://")
+
+
+def test_an_http_camera_that_redirects_to_https_is_verified(https_server: str, tls: dict[str, Path]) -> None:
+    class Redirect(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(302)
+            self.send_header("Location", https_server)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(FacetrackError, match="cannot open stream"):
+            open_source(f"http://127.0.0.1:{server.server_address[1]}/clip.mp4",
+                        live=LiveConfig(open_timeout=5, read_timeout=5))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -52,9 +52,10 @@ def ca_bundle() -> str:
 
 
 def tls_options(url: str, verify: bool) -> dict[str, str]:
-    """FFmpeg options for a TLS stream: verify the certificate and host name against the CA bundle, or not
-    ({} for a stream without TLS)."""
-    if not is_tls(url):
+    """FFmpeg options for a TLS stream: verify the certificate and host name against the CA bundle, or not.
+
+    An http:// stream gets them too: a redirect to https:// would otherwise go unchecked."""
+    if not is_tls(url) and urllib.parse.urlsplit(url).scheme.lower() != "http":
         return {}
     if not verify:
         return {"tls_verify": "0"}
