@@ -49,7 +49,7 @@ class Camera:
             return "failed"
         if self.ended:
             return "ended"
-        connected = getattr(self.source, "connected", True)
+        connected = self.source.connected
         return "online" if connected else "reconnecting"
 
     @property
@@ -71,8 +71,8 @@ class Camera:
             tracks=len(self.pipeline.tracks_seen),
             dropped=self.dropped,
             render_dropped=counters.render_dropped,
-            reconnects=getattr(source, "reconnects", 0),
-            last_reconnect_s=getattr(source, "last_reconnect_seconds", None),
+            reconnects=source.reconnects,
+            last_reconnect_s=source.last_reconnect_seconds,
             latency_ms=latency_summary(counters.latency, since),
         )
 
@@ -80,7 +80,7 @@ class Camera:
         """The lines drawn over the camera's window: rate, latency, drops, reconnects, state."""
         counters = self.counters
         latency = counters.latency[-1][1] * 1000 if counters.latency else 0.0
-        reconnects = getattr(self.source, "reconnects", 0)
+        reconnects = self.source.reconnects
         return [f"{self.name}  {counters.fps(now):.1f} fps  latency {latency:.0f} ms",
                 f"dropped {self.dropped + counters.render_dropped}  reconnects {reconnects}"
                 + ("" if self.state == "online" else f"  [{self.state}]")]

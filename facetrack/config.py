@@ -24,10 +24,15 @@ class _Section(BaseModel):
 class ModelsConfig(_Section):
     """Which model files to run. Explicit files win over the pack."""
 
-    pack: str = "buffalo_l"
-    detector: Path | None = None
-    recognizer: Path | None = None
-    cache_dir: Path | None = None  # default: $FACETRACK_HOME or ~/.cache/facetrack
+    pack: str = Field("buffalo_l", description=(
+        "Model pack: buffalo_l (SCRFD det_10g + ArcFace w600k_r50), buffalo_s or buffalo_sc; downloaded and "
+        "verified on first use."))
+    detector: Path | None = Field(None, description=(
+        "An SCRFD detector .onnx file; wins over the pack's (or set FACETRACK_DETECTOR)."))
+    recognizer: Path | None = Field(None, description=(
+        "An ArcFace-family recognizer .onnx file; wins over the pack's (or set FACETRACK_RECOGNIZER)."))
+    cache_dir: Path | None = Field(None, description=(
+        "Where packs are kept; default $FACETRACK_HOME/models or ~/.cache/facetrack/models."))
 
 
 PROVIDER_SHORT_NAMES = ("cpu", "cuda", "tensorrt")
@@ -36,20 +41,23 @@ PROVIDER_SHORT_NAMES = ("cpu", "cuda", "tensorrt")
 class RuntimeConfig(_Section):
     """How onnxruntime runs the models: which execution providers, and their GPU settings."""
 
-    # "auto" picks TensorRT → CUDA → CPU from what onnxruntime offers; or an explicit list such as ["cuda", "cpu"]
-    # (short names cpu/cuda/tensorrt or onnxruntime's full names such as CUDAExecutionProvider).
-    providers: Literal["auto"] | list[str] = "auto"
-    require_gpu: bool = False  # refuse to start when no GPU provider runs, instead of warning and using the CPU
-    intra_op_threads: int = 0  # 0: onnxruntime's default (all cores)
-    # onnxruntime's worker threads busy-wait after each run by default; on a few cores that steals the CPU
-    # from the next stage (measured: a detection right after two embeddings took 55 ms instead of 31 ms).
-    allow_spinning: bool = False
-    device_id: int = Field(0, ge=0)  # which GPU, for CUDA and TensorRT
-    # cuDNN's convolution search: EXHAUSTIVE benchmarks every new input shape (a stall per new batch size),
-    # HEURISTIC picks at once, DEFAULT takes the first algorithm.
-    cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = "HEURISTIC"
-    tensorrt_fp16: bool = True  # half precision in TensorRT engines: faster on tensor-core GPUs
-    tensorrt_cache_dir: Path | None = None  # engines and timing cache; default $FACETRACK_HOME/trt-engines
+    providers: Literal["auto"] | list[str] = Field("auto", description=(
+        "\"auto\" picks TensorRT → CUDA → CPU from what onnxruntime offers; or an explicit list such as [\"cuda\", "
+        "\"cpu\"] (short names cpu/cuda/tensorrt or onnxruntime's full names such as CUDAExecutionProvider)."))
+    require_gpu: bool = Field(False, description=(
+        "Refuse to start when no GPU provider runs, instead of warning and using the CPU."))
+    intra_op_threads: int = Field(0, description="Threads per model inference; 0: onnxruntime's default (all cores).")
+    allow_spinning: bool = Field(False, description=(
+        "onnxruntime's worker threads busy-wait after each run by default; on a few cores that steals the CPU from the "
+        "next stage (measured: a detection right after two embeddings took 55 ms instead of 31 ms)."))
+    device_id: int = Field(0, ge=0, description="Which GPU, for CUDA and TensorRT.")
+    cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field("HEURISTIC", description=(
+        "cuDNN's convolution search: EXHAUSTIVE benchmarks every new input shape (a stall per new batch size), "
+        "HEURISTIC picks at once, DEFAULT takes the first algorithm."))
+    tensorrt_fp16: bool = Field(True, description=(
+        "Half precision in TensorRT engines: faster on tensor-core GPUs."))
+    tensorrt_cache_dir: Path | None = Field(None, description=(
+        "Engines and timing cache; default $FACETRACK_HOME/trt-engines."))
 
     @field_validator("providers", mode="before")
     @classmethod
@@ -78,20 +86,21 @@ class RuntimeConfig(_Section):
 class DecodeConfig(_Section):
     """How video is decoded."""
 
-    # Hardware decoding through FFmpeg: "cuda" (NVDEC) or "auto" (cuda where FFmpeg offers it); falls back to
-    # software decoding, saying so. Frames are copied back to memory either way.
-    hwaccel: Literal["none", "auto", "cuda"] = "none"
+    hwaccel: Literal["none", "auto", "cuda"] = Field("none", description=(
+        "Hardware decoding through FFmpeg: \"cuda\" (NVDEC) or \"auto\" (cuda where FFmpeg offers it); falls back to "
+        "software decoding, saying so. Frames are copied back to memory either way."))
 
 
 class DetectorConfig(_Section):
     """SCRFD face detection."""
 
-    # Explicit input size, one pass per full detection (never InsightFace's multi-size "auto" mode); a model with a
-    # dynamic input gets the frame's aspect at the scale this size gives (keep_aspect).
-    input_size: tuple[int, int] = (640, 640)
-    score_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    nms_threshold: float = Field(0.4, ge=0.0, le=1.0)
-    min_face_size: int = Field(0, ge=0)  # drop boxes whose shorter side is below this, in pixels
+    input_size: tuple[int, int] = Field((640, 640), description=(
+        "Explicit input size, one pass per full detection (never InsightFace's multi-size \"auto\" mode); a model with "
+        "a dynamic input gets the frame's aspect at the scale this size gives (keep_aspect)."))
+    score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Detections scoring below this are dropped.")
+    nms_threshold: float = Field(0.4, ge=0.0, le=1.0, description=(
+        "Overlap (IoU) above which the weaker of two boxes is suppressed as the same face."))
+    min_face_size: int = Field(0, ge=0, description="Drop boxes whose shorter side is below this, in pixels.")
     keep_aspect: bool = Field(True, description=(
         "Models with a dynamic input get the frame's aspect at the scale input_size would give (640×384 for a "
         "16:9 frame instead of a letterboxed 640×640): the same faces for less work. Fixed-size models ignore it."))
@@ -126,52 +135,68 @@ class DetectorConfig(_Section):
 class TrackerConfig(_Section):
     """ByteTrack settings (see `trackers.ByteTrackTracker`)."""
 
-    lost_track_buffer: int = Field(30, ge=0)  # in 30 fps frames; scaled by the real frame rate
-    track_activation_threshold: float = Field(0.6, ge=0.0, le=1.0)
-    minimum_consecutive_frames: int = Field(2, ge=1)
-    minimum_iou_threshold: float = Field(0.1, ge=0.0, le=1.0)
-    high_conf_det_threshold: float = Field(0.6, ge=0.0, le=1.0)
-    # Colour-histogram correlation between consecutive frames below which a shot cut ends every track; 0: off.
-    cut_threshold: float = Field(0.75, ge=0.0, le=1.0)
-    # Cuts the histogram misses (same room, another person): each face is compared with its track one frame
-    # earlier. Its grey thumbnail correlating below `face_change_correlation`, or its box overlapping its last
-    # place below `face_change_iou`, is a change; every face changing at once while the frame's mean grey
-    # difference reaches `face_cut_frame_change` (0–255) is a cut. `face_change_correlation` 0: off.
-    face_change_correlation: float = Field(0.6, ge=0.0, le=1.0)
-    face_change_iou: float = Field(0.5, ge=0.0, le=1.0)
-    face_change_score_drop: float = Field(0.25, ge=0.0, le=1.0)  # a score falling this much: look again, no cut
-    face_cut_frame_change: float = Field(10.0, ge=0.0, le=255.0)
+    lost_track_buffer: int = Field(30, ge=0, description="In 30 fps frames; scaled by the real frame rate.")
+    track_activation_threshold: float = Field(0.6, ge=0.0, le=1.0, description=(
+        "A detection needs this score to start a new track."))
+    minimum_consecutive_frames: int = Field(2, ge=1, description=(
+        "Frames in a row a new track must be seen before it counts (and gets events)."))
+    minimum_iou_threshold: float = Field(0.1, ge=0.0, le=1.0, description=(
+        "The least overlap between a track's predicted box and a detection for them to be matched."))
+    high_conf_det_threshold: float = Field(0.6, ge=0.0, le=1.0, description=(
+        "Detections above this score are matched first; weaker ones only continue tracks (ByteTrack's two "
+        "passes)."))
+    cut_threshold: float = Field(0.75, ge=0.0, le=1.0, description=(
+        "Colour-histogram correlation between consecutive frames below which a shot cut ends every track; 0: off."))
+    face_change_correlation: float = Field(0.6, ge=0.0, le=1.0, description=(
+        "Cuts the histogram misses (same room, another person): each face is compared with its track one frame earlier."
+        " Its grey thumbnail correlating below `face_change_correlation`, or its box overlapping its last place below "
+        "`face_change_iou`, is a change; every face changing at once while the frame's mean grey difference reaches "
+        "`face_cut_frame_change` (0–255) is a cut. `face_change_correlation` 0: off."))
+    face_change_iou: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "A face's box overlapping its place one frame earlier below this has jumped: a change (see "
+        "face_change_correlation)."))
+    face_change_score_drop: float = Field(0.25, ge=0.0, le=1.0, description=(
+        "A score falling this much: look again, no cut."))
+    face_cut_frame_change: float = Field(10.0, ge=0.0, le=255.0, description=(
+        "Every face changed and the frame's mean grey difference (0–255) at least this large: a cut."))
 
 
 class EmbeddingConfig(_Section):
     """When faces are embedded: throttled per track, not every face every frame."""
 
-    undecided_interval: float = Field(0.1, gt=0.0)  # seconds between embeddings while a track's identity is open
-    decided_interval: float = Field(2.0, gt=0.0)  # seconds between re-checks once decided, to catch a mistake
-    improvement: float = Field(1.3, ge=1.0)  # embed at once when face quality grows by this factor
-    improvement_gap: float = Field(0.1, ge=0.0)  # …but not more often than this, in seconds
-    # a decided track whose face changed at once (or whose last look did not match it) is looked at again after
-    # this many seconds: a change of person is caught in a few frames, not at the next re-check
-    change_check_gap: float = Field(0.1, ge=0.0)
-    max_per_frame: int = Field(4, ge=1)  # budget of embeddings per frame (per camera); the most needed go first
-    max_batch: int = Field(32, ge=1)  # largest batch one inference call takes
-    min_face_size: int = Field(20, ge=0)  # pixels (shorter box side): smaller faces are never embedded
-    min_sharpness: float = Field(8.0, ge=0.0)  # variance of the Laplacian of the aligned crop; below: too blurred
-    min_frontal: float = Field(0.25, ge=0.0, le=1.0)  # 1 frontal, 0.5 three-quarter, 0 profile: profiles mislead
+    undecided_interval: float = Field(0.1, gt=0.0, description=(
+        "Seconds between embeddings while a track's identity is open."))
+    decided_interval: float = Field(2.0, gt=0.0, description=(
+        "Seconds between re-checks once decided, to catch a mistake."))
+    improvement: float = Field(1.3, ge=1.0, description="Embed at once when face quality grows by this factor.")
+    improvement_gap: float = Field(0.1, ge=0.0, description="…but not more often than this, in seconds.")
+    change_check_gap: float = Field(0.1, ge=0.0, description=(
+        "A decided track whose face changed at once (or whose last look did not match it) is looked at again after this"
+        " many seconds: a change of person is caught in a few frames, not at the next re-check."))
+    max_per_frame: int = Field(4, ge=1, description=(
+        "Budget of embeddings per frame (per camera); the most needed go first."))
+    max_batch: int = Field(32, ge=1, description="Largest batch one inference call takes.")
+    min_face_size: int = Field(20, ge=0, description="Pixels (shorter box side): smaller faces are never embedded.")
+    min_sharpness: float = Field(8.0, ge=0.0, description=(
+        "Variance of the Laplacian of the aligned crop; below: too blurred."))
+    min_frontal: float = Field(0.25, ge=0.0, le=1.0, description=(
+        "1 frontal, 0.5 three-quarter, 0 profile: profiles mislead."))
 
 
 class RecognizerThresholds(_Section):
     """Decision thresholds of one recognizer model (cosine similarity of unit embeddings)."""
 
-    threshold: float = Field(ge=-1.0, le=1.0)  # a gallery match needs at least this similarity…
-    margin: float = Field(ge=0.0, le=2.0)  # …and this lead over the next person
-    relink_threshold: float = Field(ge=-1.0, le=1.0)  # a new track takes an ended track's ID at this similarity
-    # Persistent strangers (`--store`): a track decided unknown takes a remembered stranger's ID only when its mean
-    # embedding reaches this similarity to that stranger's templates with this lead over the next stranger;
-    # stricter than the gallery, since a wrong match joins two people for good. Named people of the store are held
-    # to the same bank threshold.
-    bank_threshold: float = Field(0.55, ge=-1.0, le=1.0)
-    bank_margin: float = Field(0.10, ge=0.0, le=2.0)
+    threshold: float = Field(ge=-1.0, le=1.0, description="A gallery match needs at least this similarity…")
+    margin: float = Field(ge=0.0, le=2.0, description="…and this lead over the next person.")
+    relink_threshold: float = Field(ge=-1.0, le=1.0, description=(
+        "A new track takes an ended track's ID at this similarity."))
+    bank_threshold: float = Field(0.55, ge=-1.0, le=1.0, description=(
+        "Persistent strangers (`--store`): a track decided unknown takes a remembered stranger's ID only when its mean "
+        "embedding reaches this similarity to that stranger's templates with this lead over the next stranger; stricter"
+        " than the gallery, since a wrong match joins two people for good. Named people of the store are held to the "
+        "same bank threshold."))
+    bank_margin: float = Field(0.10, ge=0.0, le=2.0, description=(
+        "The lead over the next remembered stranger a match with the bank needs (see bank_threshold)."))
 
 
 def _default_thresholds() -> dict[str, RecognizerThresholds]:
@@ -197,20 +222,23 @@ def _default_thresholds() -> dict[str, RecognizerThresholds]:
 class IdentityConfig(_Section):
     """How a track gets, keeps and changes its identity."""
 
-    enabled: bool = False  # also on whenever a gallery or a recognizer is given
-    gallery: Path | None = None  # folder of folders (gallery/<person>/*.jpg) or a .db built from one
-    # Per recognizer (file name without .onnx); `default` for any other model.
-    models: dict[str, RecognizerThresholds] = Field(default_factory=_default_thresholds)
-    default: RecognizerThresholds = RecognizerThresholds(threshold=0.40, margin=0.05, relink_threshold=0.45)
-    evidence_decay: float = Field(0.8, gt=0.0, le=1.0)  # weight kept by older embeddings at each new one
-    min_evidence: int = Field(2, ge=1)  # agreeing observations before a first decision
-    switch_evidence: int = Field(3, ge=1)  # consecutive observations for another identity before a change
-    conflict_window: int = Field(6, ge=2)  # recent observations looked at to call a conflict
-    relink_memory: float = Field(60.0, ge=0.0)  # seconds an ended track can be re-linked to a new one
-    # A decided track is checked against its own mean embedding: this many looks in a row below the model's
-    # relink_threshold split it (the old track ends, the face goes on under a new ID, judged afresh) when its
-    # face changed at once before them; one more look without such a sign.
-    split_evidence: int = Field(2, ge=1)
+    enabled: bool = Field(False, description="Also on whenever a gallery or a recognizer is given.")
+    gallery: Path | None = Field(None, description=(
+        "Folder of folders (gallery/<person>/*.jpg) or a .db built from one."))
+    models: dict[str, RecognizerThresholds] = Field(default_factory=_default_thresholds, description=(
+        "Per recognizer (file name without .onnx); `default` for any other model."))
+    default: RecognizerThresholds = Field(
+        RecognizerThresholds(threshold=0.40, margin=0.05, relink_threshold=0.45),
+        description="Thresholds of a recognizer that `models` does not list.")
+    evidence_decay: float = Field(0.8, gt=0.0, le=1.0, description="Weight kept by older embeddings at each new one.")
+    min_evidence: int = Field(2, ge=1, description="Agreeing observations before a first decision.")
+    switch_evidence: int = Field(3, ge=1, description="Consecutive observations for another identity before a change.")
+    conflict_window: int = Field(6, ge=2, description="Recent observations looked at to call a conflict.")
+    relink_memory: float = Field(60.0, ge=0.0, description="Seconds an ended track can be re-linked to a new one.")
+    split_evidence: int = Field(2, ge=1, description=(
+        "A decided track is checked against its own mean embedding: this many looks in a row below the model's "
+        "relink_threshold split it (the old track ends, the face goes on under a new ID, judged afresh) when its face "
+        "changed at once before them; one more look without such a sign."))
 
     def thresholds_for(self, model_name: str) -> RecognizerThresholds:
         return self.models.get(model_name, self.default)
@@ -219,13 +247,13 @@ class IdentityConfig(_Section):
 class AnnotationConfig(_Section):
     """What the annotated video shows."""
 
-    draw_landmarks: bool = True
-    codec: str = "libx264"  # falls back to mpeg4 where H.264 is not available
+    draw_landmarks: bool = Field(True, description="Draw the five landmarks (eyes, nose, mouth corners).")
+    codec: str = Field("libx264", description="Falls back to mpeg4 where H.264 is not available.")
     blur: Literal["none", "unknown", "all"] = Field("none", description=(
         "Pixelate face boxes in what is drawn (annotated videos, recordings, the live window and the live page): "
         "unknown: every face without a gallery name (strangers, and faces not yet named: a face is never shown "
         "before it is named); all: every face; none: no face (the default). The events are unchanged."))
-    crf: int = Field(23, ge=0, le=51)
+    crf: int = Field(23, ge=0, le=51, description="H.264 quality: lower is better and larger (18 looks lossless).")
 
     @field_validator("codec")
     @classmethod
@@ -244,13 +272,30 @@ class AnnotationConfig(_Section):
 
 
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_NOT_CAMERA_NAMES = ("video", "audio")  # `video=Integrated Camera` is a DirectShow webcam, not a named source
 
 
 class CameraConfig(_Section):
-    """One named camera for `facetrack watch`: its name appears in events, MQTT topics and file names."""
+    """One named camera for `facetrack watch`: its name appears in events, MQTT topics and file names.
 
-    name: str
-    url: str  # rtsp://…, http(s)://…, a webcam (0, /dev/video0) or a video file
+    The same type names the cameras of the config file and those of the command line (`NAME=SOURCE`,
+    `name_cameras`); `CameraConfig("door", "rtsp://…")` also works.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description=(
+        "Letters, digits, '_' and '-' only: the name becomes part of MQTT topics and file names."))
+    url: str = Field(description=(
+        "rtsp://…, rtsps://…, http(s)://…, a webcam (0, /dev/video0) or a video file; ${NAME} is read from the "
+        "environment, so a password need not be written here."))
+
+    def __init__(self, name: str | None = None, url: str | None = None, /, **data: Any) -> None:
+        if name is not None:
+            data["name"] = name
+        if url is not None:
+            data["url"] = url
+        super().__init__(**data)
 
     @field_validator("name")
     @classmethod
@@ -260,28 +305,59 @@ class CameraConfig(_Section):
         return value
 
 
+def is_camera_name(text: str) -> bool:
+    return bool(_CAMERA_NAME.match(text)) and text not in _NOT_CAMERA_NAMES
+
+
+def name_cameras(sources: list[str]) -> list[CameraConfig]:
+    """Command-line sources → cameras: `NAME=SOURCE` names one (NAME as a camera name must be), otherwise they
+    are cam0, cam1, …"""
+    cameras = []
+    for i, text in enumerate(sources):
+        name, sep, rest = text.partition("=")
+        if sep and rest and is_camera_name(name):
+            cameras.append(CameraConfig(name, rest))
+        else:
+            cameras.append(CameraConfig(f"cam{i}", text))
+    names = [c.name for c in cameras]
+    if len(set(names)) != len(names):
+        raise FacetrackError(f"camera names must be unique: {', '.join(names)}")
+    return cameras
+
+
 class LiveConfig(_Section):
     """Live sources (cameras, RTSP, HTTP streams) and the threaded runner behind `facetrack watch`."""
 
-    open_timeout: float = Field(10.0, gt=0)  # seconds to open a camera or stream
-    read_timeout: float = Field(5.0, gt=0)  # seconds without data before a stream counts as dropped
-    rtsp_transport: Literal["tcp", "udp"] = "tcp"
-    reconnect_initial: float = Field(0.5, gt=0)  # first delay before reconnecting; doubles after each failure
-    reconnect_max: float = Field(30.0, gt=0)  # the longest delay between reconnect attempts
-    queue_size: int = Field(8, ge=1)  # items between stages: files wait when full, live sources keep the newest
-    stats_interval: float = Field(10.0, ge=0)  # seconds between stats reports; 0: only at exit
-    record_segment_minutes: float | None = Field(None, gt=0)  # a new recording file every N minutes of video
-    events_max_mb: float | None = Field(None, gt=0)  # past this size EVENTS becomes EVENTS.1 and a new one starts
+    open_timeout: float = Field(10.0, gt=0, description="Seconds to open a camera or stream.")
+    read_timeout: float = Field(5.0, gt=0, description="Seconds without data before a stream counts as dropped.")
+    rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description=(
+        "How RTSP video travels: tcp (through firewalls and NAT, no lost packets) or udp."))
+    tls_verify: bool = Field(True, description=(
+        "Check the certificate of https://, rtsps:// and rtmps:// cameras against the system CA bundle (or the "
+        "file SSL_CERT_FILE names) and their host name, as a browser does. false accepts any certificate, a "
+        "stranger's too: only for a camera on a network you trust whose certificate is self-signed."))
+    reconnect_initial: float = Field(0.5, gt=0, description=(
+        "First delay before reconnecting; doubles after each failure."))
+    reconnect_max: float = Field(30.0, gt=0, description="The longest delay between reconnect attempts.")
+    queue_size: int = Field(8, ge=1, description=(
+        "Items between stages: files wait when full, live sources keep the newest."))
+    stats_interval: float = Field(10.0, ge=0, description="Seconds between stats reports; 0: only at exit.")
+    record_segment_minutes: float | None = Field(None, gt=0, description=(
+        "A new recording file every N minutes of video."))
+    events_max_mb: float | None = Field(None, gt=0, description=(
+        "Past this size EVENTS becomes EVENTS.1 and a new one starts."))
 
 
 class MqttConfig(_Section):
     """Alerts published to an MQTT broker under `<topic_prefix>/<camera>/…`."""
 
-    url: str | None = None  # mqtt://[user:pass@]host[:1883]; mqtts:// for TLS
-    topic_prefix: str = "facetrack"
-    qos: int = Field(1, ge=0, le=2)
-    client_id: str | None = None  # default: facetrack-<host>-<pid>
-    queue_size: int = Field(1000, ge=1)  # messages held while the broker is away; the oldest go first
+    url: str | None = Field(None, description=(
+        "The broker: mqtt://[user:pass@]host[:1883]; mqtts:// for TLS; ${NAME} is read from the environment."))
+    topic_prefix: str = Field("facetrack", description=(
+        "Alerts go to <topic_prefix>/<camera>/<kind>; no MQTT wildcard (#, +) and not empty."))
+    qos: int = Field(1, ge=0, le=2, description="MQTT quality of service: 0 at most once, 1 at least once, 2 once.")
+    client_id: str | None = Field(None, description="Default: facetrack-<host>-<pid>.")
+    queue_size: int = Field(1000, ge=1, description="Messages held while the broker is away; the oldest go first.")
 
     @field_validator("topic_prefix")
     @classmethod
@@ -298,28 +374,32 @@ class MqttConfig(_Section):
 class WebhookConfig(_Section):
     """Alerts POSTed as JSON to an HTTP endpoint, from their own thread."""
 
-    url: str | None = None
-    timeout: float = Field(5.0, gt=0)  # seconds per request
-    retries: int = Field(3, ge=0)  # further tries of a failed post before it is dropped
-    backoff: float = Field(1.0, gt=0)  # first retry delay; doubles each retry
-    queue_size: int = Field(1000, ge=1)  # posts waiting; when full the oldest is dropped (and counted)
+    url: str | None = Field(None, description=(
+        "The http(s):// endpoint alerts are POSTed to; ${NAME} is read from the environment. Redirects are not "
+        "followed."))
+    timeout: float = Field(5.0, gt=0, description="Seconds per request.")
+    retries: int = Field(3, ge=0, description="Further tries of a failed post before it is dropped.")
+    backoff: float = Field(1.0, gt=0, description="First retry delay; doubles each retry.")
+    queue_size: int = Field(1000, ge=1, description="Posts waiting; when full the oldest is dropped (and counted).")
 
 
 class StoreConfig(_Section):
     """The identity memory (`--store`): persistent strangers and sightings in one SQLite file, or in PostgreSQL
     (`postgresql://user@host:5432/db`) for several workers past one machine (docs/scale-out.md)."""
 
-    # `watch` default: $FACETRACK_HOME/store.db; `annotate` records only with --store. The password of a
-    # postgresql:// URL comes from PGPASSWORD or ~/.pgpass, and is never printed.
-    path: Path | str | None = None
-    retention_days: float = Field(30.0, gt=0)  # `facetrack store purge` deletes sightings older than this
-    min_looks: int = Field(3, ge=1)  # embeddings a stranger's track needs before its mean is banked as a template
-    max_templates: int = Field(5, ge=1)  # templates kept per stranger, the most diverse ones
-    template_diversity: float = Field(0.97, ge=-1.0, le=1.0)  # a new template this similar to a kept one adds nothing
-    crop_quality: int = Field(85, ge=10, le=100)  # JPEG quality of the best crop kept per sighting
-    # A `possible_duplicate` event when a gallery name is decided on one camera while it is on another, or left
-    # it less than this many seconds ago (every camera of a shared store counts); 0 turns it off.
-    duplicate_window_s: float = Field(10.0, ge=0)
+    path: Path | str | None = Field(None, description=(
+        "`watch` default: $FACETRACK_HOME/store.db; `annotate` records only with --store. The password of a "
+        "postgresql:// URL comes from PGPASSWORD or ~/.pgpass, and is never printed."))
+    retention_days: float = Field(30.0, gt=0, description="`facetrack store purge` deletes sightings older than this.")
+    min_looks: int = Field(3, ge=1, description=(
+        "Embeddings a stranger's track needs before its mean is banked as a template."))
+    max_templates: int = Field(5, ge=1, description="Templates kept per stranger, the most diverse ones.")
+    template_diversity: float = Field(0.97, ge=-1.0, le=1.0, description=(
+        "A new template this similar to a kept one adds nothing."))
+    crop_quality: int = Field(85, ge=10, le=100, description="JPEG quality of the best crop kept per sighting.")
+    duplicate_window_s: float = Field(10.0, ge=0, description=(
+        "A `possible_duplicate` event when a gallery name is decided on one camera while it is on another, or left it "
+        "less than this many seconds ago (every camera of a shared store counts); 0 turns it off."))
 
     @field_validator("path", mode="before")
     @classmethod
@@ -333,19 +413,20 @@ class StoreConfig(_Section):
 class FacetrackConfig(_Section):
     """The whole configuration tree."""
 
-    models: ModelsConfig = ModelsConfig()
-    runtime: RuntimeConfig = RuntimeConfig()
-    decode: DecodeConfig = DecodeConfig()
-    detector: DetectorConfig = DetectorConfig()
-    tracker: TrackerConfig = TrackerConfig()
-    embedding: EmbeddingConfig = EmbeddingConfig()
-    identity: IdentityConfig = IdentityConfig()
-    annotation: AnnotationConfig = AnnotationConfig()
-    cameras: list[CameraConfig] = []
-    live: LiveConfig = LiveConfig()
-    mqtt: MqttConfig = MqttConfig()
-    webhook: WebhookConfig = WebhookConfig()
-    store: StoreConfig = StoreConfig()
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description=ModelsConfig.__doc__)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description=RuntimeConfig.__doc__)
+    decode: DecodeConfig = Field(default_factory=DecodeConfig, description=DecodeConfig.__doc__)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig, description=DetectorConfig.__doc__)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig, description=TrackerConfig.__doc__)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig, description=EmbeddingConfig.__doc__)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig, description=IdentityConfig.__doc__)
+    annotation: AnnotationConfig = Field(default_factory=AnnotationConfig, description=AnnotationConfig.__doc__)
+    cameras: list[CameraConfig] = Field(default_factory=list, description=(
+        "Named cameras for `facetrack watch` when none is given on its command line."))
+    live: LiveConfig = Field(default_factory=LiveConfig, description=LiveConfig.__doc__)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description=MqttConfig.__doc__)
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig, description=WebhookConfig.__doc__)
+    store: StoreConfig = Field(default_factory=StoreConfig, description=StoreConfig.__doc__)
 
     @model_validator(mode="after")
     def _unique_camera_names(self) -> FacetrackConfig:

@@ -5,33 +5,10 @@ The threaded runner that watches them is `facetrack.runner.Runner` (`LiveRunner`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from facetrack.errors import FacetrackError
-
-
-@dataclass(frozen=True)
-class CameraSpec:
-    """A named source to watch: a file, a webcam (`0`, `/dev/video0`) or a stream URL."""
-
-    name: str
-    url: str
-
-
-def name_sources(sources: list[str]) -> list[CameraSpec]:
-    """Command-line sources → cameras: `NAME=URL` names one, otherwise they are cam0, cam1, …"""
-    cameras = []
-    for i, text in enumerate(sources):
-        name, sep, rest = text.partition("=")
-        if sep and rest and name.replace("_", "").replace("-", "").isalnum() and name not in ("video", "audio"):
-            cameras.append(CameraSpec(name, rest))
-        else:
-            cameras.append(CameraSpec(f"cam{i}", text))
-    names = [c.name for c in cameras]
-    if len(set(names)) != len(names):
-        raise FacetrackError(f"camera names must be unique: {', '.join(names)}")
-    return cameras
+from facetrack.config import CameraConfig as CameraSpec  # noqa: F401 - one camera type: the config's
+from facetrack.config import name_cameras as name_sources  # noqa: F401 - callers import it from here
 
 
 def __getattr__(name: str) -> Any:

@@ -265,7 +265,7 @@ class Runner(StageLoops):
         """What the run did: frames, faces, tracks, embeddings over every camera, seconds per stage, failures."""
         report = self.report(since=self._started)
         errors = [f"camera {c.name}: {c.failure}" for c in self.cameras if c.failure is not None]
-        decode_errors = [str(c.source.error) for c in self.cameras if getattr(c.source, "error", None)]
+        decode_errors = [str(c.source.error) for c in self.cameras if c.source.error]
         pipelines = [c.pipeline for c in self.cameras]
         stages = {"decode": sum(c.source.decode_seconds for c in self.cameras)}
         for pipeline in pipelines:  # the stages of the frames (embed: planning and aligning; the call is below)
@@ -302,7 +302,7 @@ class Runner(StageLoops):
 
     def _publish_state_changes(self, states: dict[str, str]) -> dict[str, str]:
         for camera in self.cameras:  # a decoder that stopped on an error: the camera failed
-            error = getattr(camera.source, "error", None)
+            error = camera.source.error
             if camera.ended and camera.failure is None and error:
                 camera.failure = error  # the source has said it; the status alert says it too
         current = {c.name: c.state for c in self.cameras}

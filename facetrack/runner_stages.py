@@ -152,7 +152,7 @@ class StageLoops:
 
     def _end_tracks_if_dropped(self, camera: Camera) -> None:
         """A stream that dropped ends its tracks now: nobody is seen leaving while the camera is away."""
-        connected = getattr(camera.source, "connected", True)
+        connected = camera.source.connected
         if not connected and camera.connected:
             ended = camera.pipeline.end_tracks()
             if ended:

@@ -8,13 +8,17 @@ holding an `@` is masked whole. Webhook endpoints are shown as their origin only
 Discord keep their tokens in the path.
 
 `label` names one URL; `scrub` rewrites every URL inside a free text (an FFmpeg error, an OS message);
-`expand_env` fills `${NAME}` in from the environment, so secrets need not be on a command line.
+`expand_env` fills `${NAME}` in from the environment, so secrets need not be on a command line; `check_url` is
+the one validator of camera, broker and webhook URLs, whose errors never quote a secret.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from facetrack.errors import FacetrackError
 
@@ -86,6 +90,52 @@ def parse_problem(error: ValueError) -> str:
 def scrub(text: str) -> str:
     """`text` with every URL in it replaced by its label (for error texts that quote the URL they failed on)."""
     return _IN_TEXT.sub(lambda m: label(m[0]), text)
+
+
+@dataclass(frozen=True)
+class CheckedUrl:
+    """A URL that names a supported scheme and a host, split into what a client needs."""
+
+    url: str
+    scheme: str  # lower case
+    host: str
+    port: int | None  # the URL's, else the scheme's default (None when it has none)
+    username: str | None  # percent-decoded
+    password: str | None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_url(url: str, schemes: Mapping[str, int | None], form: str, what: str = "",
+              shown: Callable[[str], str] = label, spaces: bool = True) -> CheckedUrl:
+    """Check that `url` is `scheme://host[:port]…` with one of `schemes` (→ default port); else a `FacetrackError`.
+
+    `form` is how a right URL looks (in the message), `what` names the setting ("MQTT", "webhook"; "" for a
+    camera), `shown` how the URL may be printed (`label`, or `origin` where the path holds a token); `spaces`
+    False refuses a space anywhere (an HTTP client refuses it in the path).
+    """
+    kind = f"{what} URL" if what else "URL"
+    if _CONTROL.search(url):
+        # Not quoted at all: a line break in a message would make it two.
+        raise FacetrackError(f"malformed {kind}: it holds a control character (a tab, a line break?)")
+    text = shown(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in 0–65535
+    except ValueError as exc:
+        raise FacetrackError(f"malformed {kind} {text}: {parse_problem(exc)} (expected {form})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in schemes:
+        raise FacetrackError(f"{kind} {text} must be {form}: unsupported URL scheme {scheme}://")
+    host = parts.hostname or ""
+    if not host or any(c.isspace() for c in host) or port == 0:
+        raise FacetrackError(f"malformed {kind} {text}: it names no host (expected {form})")
+    if not spaces and " " in url:
+        raise FacetrackError(f"malformed {kind} {text}: it holds a space (write it as %20)")
+    return CheckedUrl(url, scheme, host, port or schemes[scheme],
+                      urllib.parse.unquote(parts.username) if parts.username else None,
+                      urllib.parse.unquote(parts.password) if parts.password else None)
 
 
 _ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}")

@@ -109,7 +109,11 @@ class ScriptedSource:
     """A file-like source of scripted frames for the runner (every frame, in order; not live)."""
 
     live = False
+    connected = True
+    reconnects = 0
+    last_reconnect_seconds: float | None = None
     error: str | None = None
+    read_timeout = 0.0
 
     def __init__(self, frames: list[Frame], source_id: str = "0", fps: int = 30) -> None:
         self.frames = frames
@@ -122,6 +126,13 @@ class ScriptedSource:
 
     def __iter__(self) -> Iterator[Frame]:
         yield from self.frames
+
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+    def stop(self) -> None:
+        pass
 
     def close(self) -> None:
         self.closed = True

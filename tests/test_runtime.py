@@ -197,7 +197,7 @@ def test_hwaccel_falls_back_to_software_and_decodes_every_frame(
         clip_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, hwaccel: str) -> None:
     from facetrack import sources
 
-    monkeypatch.setattr(sources, "_said", set())
+    monkeypatch.setattr(sources.base, "_said", set())
     with caplog.at_level(logging.INFO, logger="facetrack.sources"):
         source = FileSource(clip_path, hwaccel=hwaccel)  # type: ignore[arg-type]
         pts = [frame.pts for frame in source]

@@ -9,15 +9,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from facetrack.cli.common import (
+    NO_MODEL_FLAGS,
     BlurOpt,
-    ConfigOpt,
     DetectIntervalOpt,
-    DetectorOpt,
     GalleryOpt,
-    PackOpt,
-    ProvidersOpt,
-    RecognizerOpt,
-    RequireGpuOpt,
+    ModelOptions,
     VerboseOpt,
     app,
     blur_mode,
@@ -25,6 +21,7 @@ from facetrack.cli.common import (
     console,
     detect_interval,
     input_files,
+    model_options,
     print_stage_table,
     setup_logging,
     store_file,
@@ -34,17 +31,13 @@ from facetrack.errors import FacetrackError
 
 
 @app.command()
+@model_options
 def annotate(
     input: Annotated[Path, typer.Argument(help="Video file to process.", show_default=False)],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Annotated video to write (.mp4).")] = None,
     events: Annotated[Path | None, typer.Option("--events", help="JSON Lines events file to write.")] = None,
     gallery: GalleryOpt = None,
-    config: ConfigOpt = None,
-    detector: DetectorOpt = None,
-    recognizer: RecognizerOpt = None,
-    pack: PackOpt = None,
-    providers: ProvidersOpt = None,
-    require_gpu: RequireGpuOpt = False,
+    models: ModelOptions = NO_MODEL_FLAGS,
     timeline: Annotated[Path | None, typer.Option(
         "--timeline", help="Also draw who was on screen when (.png, .svg or .pdf).")] = None,
     store: Annotated[str | None, typer.Option(
@@ -59,6 +52,7 @@ def annotate(
     Identity runs when a gallery or a recognizer is given: gallery names, or stable `unknown-N` for strangers.
     With --store the strangers' IDs persist across runs and cameras, and the sightings are kept.
     """
+    config, detector, recognizer, pack, providers, require_gpu = models.values()
     from facetrack.models.faces import FaceModels
     from facetrack.sinks.video import check_distinct, check_video_output, check_writable
     from facetrack.sources import FileSource
@@ -86,8 +80,8 @@ def annotate(
     probe.close()
     if output is not None:
         check_video_output(output)
-    models = FaceModels.load(cfg)  # models load (and TensorRT engines build) before the progress bar
-    summary = _annotate_run(cfg, input, output, events, timeline, models, total)
+    face_models = FaceModels.load(cfg)  # models load (and TensorRT engines build) before the progress bar
+    summary = _annotate_run(cfg, input, output, events, timeline, face_models, total)
     if summary.stop_reason in ("SIGINT", "SIGTERM"):
         raise KeyboardInterrupt  # the outputs are finished, and hold the frames before it
     from facetrack.store.postgres import redact

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -68,6 +73,74 @@ def build_config(config: Path | None, detector: Path | None = None, recognizer: 
     for section, values in (extra or {}).items():
         overrides.setdefault(section, {}).update(values)
     return load_config(config, overrides)
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The model options of every command that runs the models, as one value: --config, --detector,
+    --recognizer, --pack, --providers and --require-gpu (see `model_options`)."""
+
+    config: Path | None = None
+    detector: Path | None = None
+    recognizer: Path | None = None
+    pack: str | None = None
+    providers: str | None = None
+    require_gpu: bool = False
+
+    def build_config(self, gallery: Path | None = None, extra: dict[str, Any] | None = None) -> FacetrackConfig:
+        """The config file with these flags (and `gallery`, `extra`) laid over it."""
+        return build_config(self.config, self.detector, self.recognizer, self.pack, self.providers, gallery,
+                            self.require_gpu, extra=extra)
+
+    def input_files(self, gallery: Path | None = None) -> list[tuple[str, Path]]:
+        """The files these options make a command read (an output must never be one of them)."""
+        return input_files(self.config, self.detector, self.recognizer, gallery)
+
+    def values(self) -> tuple[Path | None, Path | None, Path | None, str | None, str | None, bool]:
+        """(config, detector, recognizer, pack, providers, require_gpu)."""
+        return self.config, self.detector, self.recognizer, self.pack, self.providers, self.require_gpu
+
+
+NO_MODEL_FLAGS = ModelOptions()  # the default of a command's `models` parameter: no flag given
+
+# The command-line form of each ModelOptions field, in its order.
+_MODEL_FLAGS: dict[str, tuple[Any, Any]] = {
+    "config": (ConfigOpt, None), "detector": (DetectorOpt, None), "recognizer": (RecognizerOpt, None),
+    "pack": (PackOpt, None), "providers": (ProvidersOpt, None), "require_gpu": (RequireGpuOpt, False),
+}
+assert list(_MODEL_FLAGS) == [f.name for f in fields(ModelOptions)]
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def model_options(command: Command) -> Command:
+    """Give a command the model options as one `models: ModelOptions` parameter.
+
+    typer sees the six options (their flags and help, where `models` stands in the signature); the command
+    receives them packed. Put it under `@app.command()`.
+    """
+    hints = typing.get_type_hints(command, include_extras=True)
+    signature = inspect.signature(command)
+    if "models" not in signature.parameters:
+        raise TypeError(f"{command.__name__} has no `models: ModelOptions` parameter")
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name == "models":
+            parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                             annotation=annotation)
+                           for name, (annotation, default) in _MODEL_FLAGS.items()]
+        else:
+            parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY,
+                                                annotation=hints.get(parameter.name, parameter.annotation)))
+
+    @functools.wraps(command)
+    def run(**values: Any) -> Any:
+        models = ModelOptions(**{name: values.pop(name) for name in _MODEL_FLAGS})
+        return command(models=models, **values)
+
+    run.__signature__ = signature.replace(parameters=parameters, return_annotation=None)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    del run.__wrapped__  # type: ignore[attr-defined]  # typer reads the signature above, not the command's
+    return typing.cast(Command, run)
 
 
 def input_files(config: Path | None, detector: Path | None, recognizer: Path | None,

@@ -9,15 +9,12 @@ import typer
 from rich.table import Table
 
 from facetrack.cli.common import (
+    NO_MODEL_FLAGS,
     ConfigOpt,
-    DetectorOpt,
-    PackOpt,
-    ProvidersOpt,
-    RecognizerOpt,
-    RequireGpuOpt,
+    ModelOptions,
     app,
-    build_config,
     gallery_app,
+    model_options,
     out,
     setup_logging,
 )
@@ -32,11 +29,11 @@ def _enroller(cfg: FacetrackConfig):  # type: ignore[no-untyped-def]
 
 
 @gallery_app.command("build")
+@model_options
 def gallery_build(
     folder: Annotated[Path, typer.Argument(help="Folder with one sub-folder of photos per person.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Gallery file to write (.db).")],
-    config: ConfigOpt = None, detector: DetectorOpt = None, recognizer: RecognizerOpt = None,
-    pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
+    models: ModelOptions = NO_MODEL_FLAGS,
 ) -> None:
     """Build a gallery from FOLDER/<person>/*.jpg (the person's name is the folder name)."""
     from facetrack.gallery import GalleryStore, check_gallery_output, enroll_folder, photos_by_person
@@ -44,7 +41,7 @@ def gallery_build(
     setup_logging(False)
     check_gallery_output(output)  # mistakes fail before the models load
     photos_by_person(folder)
-    enroller = _enroller(build_config(config, detector, recognizer, pack, providers, require_gpu=require_gpu))
+    enroller = _enroller(models.build_config())
     store = GalleryStore(output)
     store.build(enroll_folder(folder, enroller), enroller.embedder)
     people = store.people()
@@ -52,19 +49,19 @@ def gallery_build(
 
 
 @gallery_app.command("add")
+@model_options
 def gallery_add(
     gallery: Annotated[Path, typer.Argument(help="Gallery file (.db); created if missing.")],
     name: Annotated[str, typer.Argument(help="The person's name.")],
     photos: Annotated[list[Path], typer.Argument(help="Photos of the person, one face each.")],
-    config: ConfigOpt = None, detector: DetectorOpt = None, recognizer: RecognizerOpt = None,
-    pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
+    models: ModelOptions = NO_MODEL_FLAGS,
 ) -> None:
     """Add photos of a person (all of them, or none if one is refused)."""
     from facetrack.gallery import GalleryStore, check_gallery_output, check_person_name
 
     check_person_name(name)  # mistakes fail before the models load
     check_gallery_output(gallery)
-    enroller = _enroller(build_config(config, detector, recognizer, pack, providers, require_gpu=require_gpu))
+    enroller = _enroller(models.build_config())
     templates = [enroller.template(photo) for photo in photos]  # a refused photo stops before any write
     store = GalleryStore(gallery)
     store.add(name, templates, enroller.embedder)
@@ -108,12 +105,12 @@ def gallery_list(gallery: Annotated[Path, typer.Argument(help="Gallery file (.db
 
 
 @app.command()
+@model_options
 def identify(
     images: Annotated[list[Path], typer.Argument(help="Still images.")],
     gallery: Annotated[Path, typer.Option("--gallery", "-g", help="Photo folder or .db gallery.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
-    config: ConfigOpt = None, detector: DetectorOpt = None, recognizer: RecognizerOpt = None,
-    pack: PackOpt = None, providers: ProvidersOpt = None, require_gpu: RequireGpuOpt = False,
+    models: ModelOptions = NO_MODEL_FLAGS,
 ) -> None:
     """Every face in still images: the gallery name or `unknown`, with similarity and box."""
     import json
@@ -124,7 +121,7 @@ def identify(
     from facetrack.types import LANDMARKS
 
     setup_logging(False)
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu)
+    cfg = models.build_config(gallery)
     for image_path in images:  # a bad path fails before the models load
         if not image_path.is_file():
             raise FacetrackError(f"image not found: {image_path}")

@@ -10,19 +10,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from facetrack.cli.common import (
+    NO_MODEL_FLAGS,
     ConfigOpt,
     DetectIntervalOpt,
-    DetectorOpt,
     GalleryOpt,
-    PackOpt,
+    ModelOptions,
     ProvidersOpt,
-    RecognizerOpt,
     RequireGpuOpt,
     VerboseOpt,
     app,
     build_config,
     console,
     detect_interval,
+    model_options,
     models_app,
     out,
     setup_logging,
@@ -69,6 +69,7 @@ def eval_command(
 
 
 @app.command()
+@model_options
 def bench(
     input: Annotated[Path, typer.Argument(help="Video file to measure on.", show_default=False)],
     gallery: GalleryOpt = None,
@@ -88,12 +89,7 @@ def bench(
         "--events-dir", help="Write facetrack.jsonl, every_frame.jsonl and naive.jsonl here, to compare them "
                              "with `facetrack eval`.")] = None,
     detect_every: DetectIntervalOpt = None,
-    config: ConfigOpt = None,
-    detector: DetectorOpt = None,
-    recognizer: RecognizerOpt = None,
-    pack: PackOpt = None,
-    providers: ProvidersOpt = None,
-    require_gpu: RequireGpuOpt = False,
+    models: ModelOptions = NO_MODEL_FLAGS,
     verbose: VerboseOpt = False,
 ) -> None:
     """Measure facetrack's fps (detection on a schedule, and on every frame) next to the naive baseline (embed
@@ -102,8 +98,7 @@ def bench(
     from facetrack.sources import FileSource
 
     setup_logging(verbose)
-    cfg = build_config(config, detector, recognizer, pack, providers, gallery, require_gpu,
-                       extra=detect_interval(detect_every))
+    cfg = models.build_config(gallery, extra=detect_interval(detect_every))
     probe = FileSource(input)
     total = min(frames, probe.info.frame_count) if frames and probe.info.frame_count else (
         frames or probe.info.frame_count or None)

@@ -9,15 +9,11 @@ from typing import Annotated, Any
 import typer
 
 from facetrack.cli.common import (
+    NO_MODEL_FLAGS,
     BlurOpt,
-    ConfigOpt,
     DetectIntervalOpt,
-    DetectorOpt,
     GalleryOpt,
-    PackOpt,
-    ProvidersOpt,
-    RecognizerOpt,
-    RequireGpuOpt,
+    ModelOptions,
     StoreOpt,
     VerboseOpt,
     app,
@@ -27,6 +23,7 @@ from facetrack.cli.common import (
     default_store,
     detect_interval,
     input_files,
+    model_options,
     setup_logging,
 )
 from facetrack.config import FacetrackConfig
@@ -34,6 +31,7 @@ from facetrack.errors import FacetrackError
 
 
 @app.command()
+@model_options
 def watch(
     sources: Annotated[list[str] | None, typer.Argument(
         help="Cameras to watch: rtsp://…, http(s)://…, a webcam (0, /dev/video0), a video file; NAME=SOURCE "
@@ -76,12 +74,7 @@ def watch(
     detect_every: DetectIntervalOpt = None,
     blur: BlurOpt = None,
     gallery: GalleryOpt = None,
-    config: ConfigOpt = None,
-    detector: DetectorOpt = None,
-    recognizer: RecognizerOpt = None,
-    pack: PackOpt = None,
-    providers: ProvidersOpt = None,
-    require_gpu: RequireGpuOpt = False,
+    models: ModelOptions = NO_MODEL_FLAGS,
     verbose: VerboseOpt = False,
 ) -> None:
     """Watch live cameras (or files): track and identify faces, write events, record, show, send alerts.
@@ -90,6 +83,7 @@ def watch(
     With identity on, strangers keep their unknown-N across runs and cameras and sightings are recorded in the
     store ($FACETRACK_HOME/store.db unless --store or --no-store says otherwise).
     """
+    config, detector, recognizer, pack, providers, require_gpu = models.values()
     import json
 
     from facetrack.live import CameraSpec, name_sources

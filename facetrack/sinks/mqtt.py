@@ -1,8 +1,8 @@
 """MQTT alerts with paho-mqtt: `<prefix>/<camera>/<topic>` JSON messages, never blocking the pipeline.
 
-Messages wait in a bounded queue (the oldest go first when it is full, and are counted) and are handed to paho
-by their own thread only while the broker is connected; paho's network thread reconnects by itself. A broker
-that is down is said once, when it goes, and once when it is back. The broker holds a retained
+Messages wait in the bounded queue of a `BackgroundSender` (the oldest go first when it is full, and are counted)
+and are handed to paho by its thread only while the broker is connected; paho's network thread reconnects by
+itself. A broker that is down is said once, when it goes, and once when it is back. The broker holds a retained
 `<prefix>/status` that reads "offline" when this process goes away without saying goodbye (MQTT's last will).
 """
 
@@ -12,41 +12,26 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
-import urllib.parse
-from collections import deque
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from facetrack.config import MqttConfig
-from facetrack.errors import FacetrackError
-from facetrack.urls import label, parse_problem
+from facetrack.sinks.sender import BackgroundSender
+from facetrack.urls import check_url
 
 log = logging.getLogger(__name__)
 
-_SCHEMES = {"mqtt": (1883, False), "tcp": (1883, False), "mqtts": (8883, True), "ssl": (8883, True)}
+_PORTS: dict[str, int | None] = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
+_TLS = ("mqtts", "ssl")
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
     """(host, port, tls, username, password) of `mqtt://[user:pass@]host[:port]`."""
-    text = url if "://" in url else f"mqtt://{url}"
-    try:
-        parts = urllib.parse.urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise FacetrackError(f"malformed MQTT URL {label(text)}: {parse_problem(exc)} "
-                             "(expected mqtt://host:1883)") from None
-    scheme = parts.scheme.lower()
-    if scheme not in _SCHEMES:
-        raise FacetrackError(f"unsupported MQTT URL scheme {scheme}:// in {label(text)} (use mqtt:// or mqtts://)")
-    if not parts.hostname:
-        raise FacetrackError(f"malformed MQTT URL {label(text)}: it names no host (expected mqtt://host:1883)")
-    default_port, tls = _SCHEMES[scheme]
-    username = urllib.parse.unquote(parts.username) if parts.username else None
-    password = urllib.parse.unquote(parts.password) if parts.password else None
-    return parts.hostname, port or default_port, tls, username, password
+    checked = check_url(url if "://" in url else f"mqtt://{url}", _PORTS, "mqtt(s)://[user:pass@]host[:port]",
+                        what="MQTT")
+    return checked.host, checked.port or 1883, checked.scheme in _TLS, checked.username, checked.password
 
 
 _clear_text_said: set[str] = set()
@@ -68,14 +53,11 @@ class MqttPublisher:
         self.prefix = config.topic_prefix.rstrip("/")
         self.qos = config.qos
         self.sent = 0
-        self.dropped = 0  # alerts pushed out of a full queue while the broker was away
-        self._queue: deque[tuple[str, bytes, bool]] = deque()
+        self._unsent = 0  # messages paho could not take
         self._max = config.queue_size
-        self._cond = threading.Condition()
         self._connected = False
         self._closing = False
         self._down_said = False
-        self.fault: str | None = None  # an unexpected error in a callback or the sender thread
         client_id = config.client_id or f"facetrack-{socket.gethostname()}-{os.getpid()}"
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         if username:
@@ -90,18 +72,26 @@ class MqttPublisher:
         self._client.on_connect = self._guarded(self._on_connect)
         self._client.on_disconnect = self._guarded(self._on_disconnect)
         self._client.on_connect_fail = self._guarded(self._on_connect_fail)
+        # Messages wait here while the broker is away, and go to paho only while it is connected.
+        self._sender: BackgroundSender[tuple[str, bytes, bool]] = BackgroundSender(
+            f"MQTT broker {self.label}", self._send, self._max, thread_name="mqtt-publish",
+            ready=lambda: self._connected, describe=lambda message: f"publishing to {message[0]}",
+            on_error=self._lost)
         self._client.connect_async(self.host, self.port, keepalive=30)
         self._client.loop_start()
-        self._thread = threading.Thread(target=self._run, name="mqtt-publish", daemon=True)
-        self._thread.start()
 
-    def _faulted(self, where: str, exc: BaseException) -> None:
-        """An exception where none was expected: said (once, with its traceback) and the sink reads down."""
-        first = self.fault is None
-        self.fault = f"{where}: {type(exc).__name__}: {exc}"
-        if first:
-            log.error("MQTT broker %s: %s failed (%s: %s); the sink reads down", self.label, where,
-                      type(exc).__name__, exc, exc_info=True)
+    @property
+    def dropped(self) -> int:
+        """Alerts pushed out of a full queue while the broker was away, refused, or still queued at exit."""
+        return self._sender.dropped + self._unsent
+
+    @property
+    def fault(self) -> str | None:
+        """An unexpected error in a callback or the sender thread (the sink reads down until a message goes)."""
+        return self._sender.fault
+
+    def _lost(self, message: tuple[str, bytes, bool]) -> None:
+        self._unsent += 1
 
     def _guarded(self, callback: Any) -> Any:
         """paho's network thread dies on an exception in a callback, silently: never let one out."""
@@ -109,7 +99,7 @@ class MqttPublisher:
             try:
                 callback(*args)
             except Exception as exc:
-                self._faulted(f"the {callback.__name__.lstrip('_')} callback", exc)
+                self._sender.report_fault(f"the {callback.__name__.lstrip('_')} callback", exc)
         return guarded
 
     # paho's network thread calls these.
@@ -118,9 +108,8 @@ class MqttPublisher:
             self._say_down(f"the broker refused the connection ({reason})")
             return
         client.publish(self._status_topic, json.dumps({"state": "online"}), qos=1, retain=True)
-        with self._cond:
-            self._connected = True
-            self._cond.notify_all()
+        self._connected = True
+        self._sender.wake()
         if self._down_said:
             log.warning("MQTT broker %s is reachable again: sending the alerts kept meanwhile", self.label)
             self._down_said = False
@@ -128,8 +117,8 @@ class MqttPublisher:
             log.info("MQTT: connected to %s", self.label)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        with self._cond:
-            self._connected = False
+        self._connected = False
+        self._sender.wake()
         if not self._closing:
             self._say_down(f"the connection was lost ({reason})")
 
@@ -143,58 +132,39 @@ class MqttPublisher:
                         self.label, why, self._max)
 
     def publish(self, camera: str, topic: str, payload: dict[str, Any], retain: bool = False) -> None:
-        message = (f"{self.prefix}/{camera}/{topic}", json.dumps(payload, separators=(",", ":")).encode(), retain)
-        with self._cond:
-            if len(self._queue) >= self._max:
-                self._queue.popleft()
-                self.dropped += 1
-            self._queue.append(message)
-            self._cond.notify_all()
+        self._sender.put((f"{self.prefix}/{camera}/{topic}",
+                          json.dumps(payload, separators=(",", ":")).encode(), retain))
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not (self._closing or (self._connected and self._queue)):
-                    self._cond.wait()
-                if not (self._connected and self._queue):
-                    return  # closing
-                topic, payload, retain = self._queue.popleft()
-            try:
-                info = self._client.publish(topic, payload, qos=self.qos, retain=retain)
-            except Exception as exc:  # e.g. a topic paho refuses: this message is lost, the thread goes on
-                self.dropped += 1
-                self._faulted(f"publishing to {topic}", exc)
-                continue
-            if info.rc == mqtt.MQTT_ERR_SUCCESS:
-                self.sent += 1
-                self.fault = None
-            else:  # paho keeps qos>0 messages it could not send and resends them on reconnect
-                self.sent += int(self.qos > 0 and info.rc == mqtt.MQTT_ERR_NO_CONN)
-                self.dropped += int(not (self.qos > 0 and info.rc == mqtt.MQTT_ERR_NO_CONN))
+    def _send(self, message: tuple[str, bytes, bool]) -> bool:
+        """Hand one message to paho (the sender's thread; an exception is its fault, and this message lost)."""
+        topic, payload, retain = message
+        info = self._client.publish(topic, payload, qos=self.qos, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            self.sent += 1
+            self._sender.clear_fault()
+        else:  # paho keeps qos>0 messages it could not send and resends them on reconnect
+            kept = self.qos > 0 and info.rc == mqtt.MQTT_ERR_NO_CONN
+            self.sent += int(kept)
+            self._unsent += int(not kept)
+        return True
 
     def pending(self) -> int:
-        return len(self._queue)
+        return self._sender.pending()
 
     def describe(self) -> str:
         state = f"down ({self.fault})" if self.fault else "connected" if self._connected else "down"
-        return f"{state}, {self.sent} sent, {len(self._queue)} queued, {self.dropped} dropped"
+        return f"{state}, {self.sent} sent, {self.pending()} queued, {self.dropped} dropped"
 
     def close(self, timeout: float = 2.0) -> None:
         """Send what is queued (for up to `timeout` s while connected), say goodbye and disconnect."""
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._connected and self._queue and time.monotonic() < deadline:
-                self._cond.wait(0.05)
-            self._closing = True
-            self._cond.notify_all()
-        self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        self._sender.close(deadline, keep_sending=lambda: self._connected)
+        self._closing = True
         if self._connected:
             info = self._client.publish(self._status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
             except (RuntimeError, ValueError):
                 pass  # the connection went meanwhile: the last will says offline instead
-        self.dropped += len(self._queue)
-        self._queue.clear()
         self._client.disconnect()
         self._client.loop_stop()

@@ -1,9 +1,9 @@
 """HTTP webhook alerts: each alert is POSTed as JSON from the sink's own thread, never blocking the pipeline.
 
-Posts wait in a bounded queue; when it is full the oldest is dropped and counted. While the endpoint cannot be
-reached at all, the post at the head is retried with exponential back-off (up to 30 s apart) and the queue
-keeps the newest alerts; a server error (5xx) is retried `retries` times; a refusal (4xx) is not retried. The
-endpoint going down is said once, and once when it is back.
+Posts wait in the bounded queue of a `BackgroundSender`; when it is full the oldest is dropped and counted.
+While the endpoint cannot be reached at all, the post at the head is retried with exponential back-off (up to
+30 s apart) and the queue keeps the newest alerts; a server error (5xx) is retried `retries` times; a refusal
+(4xx) is not retried. The endpoint going down is said once, and once when it is back.
 
 Redirects are not followed: a 3xx answer is a failed delivery, so an alert (and the Authorization header made
 from the URL's credentials) never goes anywhere but the configured endpoint.
@@ -15,17 +15,15 @@ import base64
 import http.client
 import json
 import logging
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections import deque
 from typing import Any, Literal
 
 from facetrack.config import WebhookConfig
-from facetrack.errors import FacetrackError
-from facetrack.urls import origin, parse_problem, scrub
+from facetrack.sinks.sender import BackgroundSender
+from facetrack.urls import CheckedUrl, check_url, origin, scrub
 
 log = logging.getLogger(__name__)
 
@@ -33,29 +31,20 @@ _MAX_BACKOFF = 30.0
 Outcome = Literal["sent", "unreachable", "server-error", "refused"]
 
 
-def check_webhook_url(url: str) -> str:
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as exc:
-        raise FacetrackError(f"malformed webhook URL {origin(url)}: {parse_problem(exc)}") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise FacetrackError(f"webhook URL {origin(url)} must be http(s)://host[:port]/path")
-    return url
+def check_webhook_url(url: str) -> CheckedUrl:
+    return check_url(url, {"http": 80, "https": 443}, "http(s)://host[:port]/path", what="webhook", shown=origin,
+                     spaces=False)
 
 
-def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
+def _split_credentials(checked: CheckedUrl) -> tuple[str, dict[str, str]]:
     """`https://user:pass@host/…` → the URL without them and a Basic Authorization header."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.username:
-        return url, {}
-    user = urllib.parse.unquote(parts.username)
-    password = urllib.parse.unquote(parts.password or "")
-    netloc = parts.hostname or ""
-    netloc = f"[{netloc}]" if ":" in netloc else netloc
+    if not checked.username:
+        return checked.url, {}
+    parts = urllib.parse.urlsplit(checked.url)
+    netloc = f"[{checked.host}]" if ":" in checked.host else checked.host
     if parts.port:
         netloc += f":{parts.port}"
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    token = base64.b64encode(f"{checked.username}:{checked.password or ''}".encode()).decode()
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
 
 
@@ -79,42 +68,28 @@ class WebhookSink:
         self.config = config
         self.sent = 0
         self.failed = 0  # posts the server refused or kept failing
-        self.dropped = 0  # posts pushed out of a full queue, or still queued at exit
-        self._queue: deque[bytes] = deque()
-        self._cond = threading.Condition()
-        self._closing = threading.Event()
         self._down = False
         self._refusals_said: set[int] = set()
-        self.fault: str | None = None  # an unexpected error in the sender thread: said, and the sink reads down
-        self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
-        self._thread.start()
+        self._sender: BackgroundSender[bytes] = BackgroundSender(
+            f"webhook {self.label}", self._deliver, config.queue_size, thread_name="webhook",
+            describe=lambda body: "sending an alert", on_error=self._lost)
+        self._thread = self._sender.thread
+
+    @property
+    def dropped(self) -> int:
+        """Posts pushed out of a full queue, or still queued at exit."""
+        return self._sender.dropped
+
+    @property
+    def fault(self) -> str | None:
+        """An unexpected error in the sender thread: said, and the sink reads down until a post goes."""
+        return self._sender.fault
+
+    def _lost(self, body: bytes) -> None:
+        self.failed += 1
 
     def publish(self, camera: str, topic: str, payload: dict[str, Any], retain: bool = False) -> None:
-        body = json.dumps({"topic": topic, **payload}, separators=(",", ":")).encode()
-        with self._cond:
-            if len(self._queue) >= self.config.queue_size:
-                self._queue.popleft()
-                self.dropped += 1
-            self._queue.append(body)
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closing.is_set():
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                body = self._queue.popleft()
-            try:
-                if not self._deliver(body):
-                    return  # closing while the endpoint is down: close() counts what is left
-            except Exception as exc:  # a bug or a library surprise: said, counted, and the thread goes on
-                self.failed += 1
-                if self.fault is None:
-                    log.error("webhook %s: sending an alert failed unexpectedly (%s: %s); the sink reads down",
-                              self.label, type(exc).__name__, scrub(str(exc)), exc_info=True)
-                self.fault = f"{type(exc).__name__}: {scrub(str(exc))}"
+        self._sender.put(json.dumps({"topic": topic, **payload}, separators=(",", ":")).encode())
 
     def _deliver(self, body: bytes) -> bool:
         """Post one alert, retrying as the outcome allows; False when closing interrupted the retries."""
@@ -124,7 +99,7 @@ class WebhookSink:
             outcome, detail = self._post(body)
             if outcome == "sent":
                 self.sent += 1
-                self.fault = None
+                self._sender.clear_fault()
                 if self._down:
                     log.warning("webhook %s is reachable again", self.label)
                     self._down = False
@@ -144,11 +119,10 @@ class WebhookSink:
                 if server_errors > self.config.retries:
                     self.failed += 1
                     return True
-            if self._closing.is_set():
-                with self._cond:
-                    self._queue.appendleft(body)
+            if self._sender.closing:
+                self._sender.put_back(body)
                 return False
-            self._closing.wait(delay)
+            self._sender.pause(delay)
             delay = min(delay * 2, _MAX_BACKOFF)
 
     def _post(self, body: bytes) -> tuple[Outcome, str]:
@@ -175,21 +149,12 @@ class WebhookSink:
             return "server-error", scrub(f"its answer is not HTTP ({type(exc).__name__}: {exc})"[:200])
 
     def pending(self) -> int:
-        return len(self._queue)
+        return self._sender.pending()
 
     def describe(self) -> str:
         state = f"down ({self.fault})" if self.fault else "down" if self._down else "up"
-        return f"{state}, {self.sent} sent, {len(self._queue)} queued, {self.failed} failed, {self.dropped} dropped"
+        return f"{state}, {self.sent} sent, {self.pending()} queued, {self.failed} failed, {self.dropped} dropped"
 
     def close(self, timeout: float = 2.0) -> None:
         """Deliver what is queued for up to `timeout` s (once each while the endpoint is down), then stop."""
-        deadline = time.monotonic() + timeout
-        while self._queue and not self._down and time.monotonic() < deadline:
-            time.sleep(0.02)
-        self._closing.set()
-        with self._cond:
-            self._cond.notify_all()
-        self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
-        with self._cond:
-            self.dropped += len(self._queue)
-            self._queue.clear()
+        self._sender.close(time.monotonic() + timeout, keep_sending=lambda: not self._down)
