@@ -213,7 +213,7 @@ def test_no_output_holds_a_secret(watched: dict[str, Any]) -> None:
             with av.open(str(path)) as video:
                 metadata = {**video.metadata, **video.streams.video[0].metadata}
                 leaks += _leaks(f"{path.name} metadata", json.dumps(metadata))
-    assert leaks == []
+    assert leaks == [], "\n".join(leaks)
 
 
 def test_every_output_is_private(watched: dict[str, Any]) -> None:

@@ -23,14 +23,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, token: str | None) -> None:
-    """Faces never reach the network unguarded: a bind beyond loopback needs a token, and a token is long."""
+def check_bind(host: str, token: str | None, flags: tuple[str, str] = ("--host", "--token")) -> None:
+    """Faces never reach the network unguarded: a bind beyond loopback needs a token, and a token is long.
+    `flags` are the options of the address and the token as the command names them."""
+    host_flag, token_flag = flags
     if token is not None and len(token) < MIN_TOKEN:
-        raise FacetrackError(f"--token is too short to guard faces: use at least {MIN_TOKEN} random characters "
+        raise FacetrackError(f"{token_flag} is too short to guard faces: use at least {MIN_TOKEN} random characters "
                              "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
     if token is None and not is_loopback(host):
-        raise FacetrackError(f"--host {host} lets other machines see faces: pass --token T too (a long random "
-                             "secret), or keep the default --host 127.0.0.1")
+        raise FacetrackError(f"{host_flag} {host} lets other machines see faces: pass {token_flag} T too (a long "
+                             f"random secret), or keep the default {host_flag} 127.0.0.1")
 
 
 def bind(host: str, port: int) -> socket.socket:
