@@ -278,3 +278,68 @@ def test_a_camera_whose_detection_fails_ends_alone(tmp_path: Path, noise: Path, 
     assert any("camera bad failed" in r.getMessage() and "the other cameras go on" in r.getMessage()
                for r in caplog.records)
     assert sum(e.get("camera") == "good" and e["type"] == "frame" for e in _whole_lines(events)) == FRAMES
+
+
+def test_a_camera_that_fails_alone_is_said_in_the_exit_status(tmp_path: Path, noise: Path,
+                                                               fast_detector_path: Path) -> None:
+    """Beside a camera that breaks and a 2000×2 strip: the good camera is watched to its end, the run exits 3 and
+    its one error line names the camera that failed."""
+    bad = _truncated_mkv(_noise_video(tmp_path / "small.mp4", size=(64, 48)), tmp_path / "bad.mkv")
+    strip = tmp_path / "strip.mkv"
+    with av.open(str(strip), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 2000, 2, "bgr0"
+        for _ in range(6):
+            image = np.full((2, 2000, 3), 120, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    events = tmp_path / "events.jsonl"
+    result = run_cli_here("watch", f"good={noise}", f"bad={bad}", f"strip={strip}", "--events", events,
+                          "--detector", fast_detector_path)
+    line = _one_error(result, 3, "camera bad: the file ends early")
+    assert "camera good" not in line and "camera strip" not in line, line
+    frames = [e for e in _whole_lines(events) if e["type"] == "frame"]
+    assert sum(e["camera"] == "good" for e in frames) == FRAMES
+    assert sum(e["camera"] == "strip" for e in frames) == 6
+
+
+def test_an_exception_in_a_paho_callback_is_said_and_the_client_goes_on(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """paho's network thread would die silently on it; instead the sink reads down, says why once, and once the
+    broker is back it delivers again."""
+    from facetrack.config import MqttConfig
+    from facetrack.sinks.mqtt import MqttPublisher
+    from tests.servers import MqttRecorder, free_port, mosquitto, wait_until
+
+    class FailsOnDisconnect(MqttPublisher):
+        def _on_disconnect(self, *args: object) -> None:
+            super()._on_disconnect(*args)  # type: ignore[arg-type]
+            raise RuntimeError("a bug in the disconnect handler")
+
+    port = free_port()
+    with mosquitto(tmp_path, port):
+        publisher = FailsOnDisconnect(f"mqtt://127.0.0.1:{port}", MqttConfig())
+        try:
+            assert wait_until(lambda: publisher.describe().startswith("connected"), timeout=10)
+        except BaseException:
+            publisher.close(timeout=0.5)
+            raise
+    try:
+        assert wait_until(lambda: publisher.fault is not None, timeout=10), publisher.describe()
+        assert publisher.describe().startswith("down (the on_disconnect callback: RuntimeError: a bug in")
+        with mosquitto(tmp_path, port):  # the broker is back on the same port: paho's thread still runs
+            recorder = MqttRecorder(port)
+            try:
+                publisher.publish("door", "left", {"n": 1})
+                assert wait_until(lambda: recorder.on("facetrack/door/left"), timeout=30), publisher.describe()
+                assert publisher.describe().startswith("connected")
+                said = [r for r in caplog.records if r.levelname == "ERROR"
+                        and "on_disconnect callback failed" in r.getMessage()]
+                assert len(said) == 1, [r.getMessage() for r in caplog.records]  # said once, with its traceback
+                assert said[0].exc_info is not None
+            finally:
+                recorder.close()
+    finally:
+        publisher.close(timeout=1)

@@ -61,6 +61,11 @@ def test_urls_inside_a_message_are_replaced_by_their_labels() -> None:
 @pytest.mark.parametrize(("url", "run"), [("rtsp://127.0.0.1:{port}/s1?user=admin&password=hunter2", run_cli),
                                           ("rtsp://admin:p@ss@127.0.0.1:{port}/x", run_cli),
                                           ("rtsp://127.0.0.1:{port}/user=admin_password=hunter2_channel=1",
+                                           run_cli_here),
+                                          ("rtsp://127.0.0.1:{port}/s1?pwd=hunter2", run_cli_here),
+                                          ("rtsp://127.0.0.1:{port}/s1?channel=1&token=hunter2", run_cli_here),
+                                          ("rtsp://admin:hunter2@127.0.0.1:{port}/s1", run_cli_here),
+                                          ("http://admin:hunter2@127.0.0.1:{port}/video.mjpg?auth=hunter2",
                                            run_cli_here)])
 def test_watch_never_prints_the_secret_of_a_camera_it_cannot_open(url: str, run: Callable[..., Any]) -> None:
     url = url.format(port=free_port())  # nothing listens there
@@ -69,7 +74,8 @@ def test_watch_never_prints_the_secret_of_a_camera_it_cannot_open(url: str, run:
     output = result.stdout + result.stderr
     assert "hunter2" not in output and "ss@" not in output, output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: cannot open stream rtsp://"), result.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot open stream {url.split(':')[0]}://"), \
+        result.stderr
     assert "Traceback" not in output
 
 
@@ -216,4 +222,21 @@ def test_a_password_over_plain_mqtt_is_warned_about_once(caplog: pytest.LogCaptu
             publisher.close(timeout=0.2)
     assert clear == [f"MQTT broker 127.0.0.1:{port}: the password travels in clear text over mqtt:// "
                      "(use mqtts:// to encrypt it)"]
+    assert "hunter2" not in caplog.text
+
+
+def test_a_broker_that_refuses_the_password_is_said_without_it(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from tests.servers import mosquitto
+
+    caplog.set_level(logging.WARNING, logger="facetrack.sinks.mqtt")
+    with mosquitto(tmp_path, user=("alerts", "the-right-one")) as port:
+        publisher = MqttPublisher(f"mqtt://alerts:hunter2@127.0.0.1:{port}", MqttConfig())
+        try:
+            assert wait_until(lambda: "refused the connection" in caplog.text, timeout=10), caplog.text
+            assert publisher.describe().startswith("down")
+        finally:
+            publisher.close(timeout=0.5)
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].startswith(f"MQTT broker 127.0.0.1:{port}: the broker refused"), refused
     assert "hunter2" not in caplog.text
