@@ -7,6 +7,7 @@ import json
 import os
 import resource
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -154,6 +155,7 @@ def test_the_events_file_is_rotated_past_its_size(limited_watch: dict) -> None:
     assert events.stat().st_size < older.stat().st_size + 2000  # one write past the size at most
     previous, current = _whole_lines(older), _whole_lines(events)
     assert previous and current
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in (events, older)} == {"0o600"}  # both stay private
 
 
 def test_a_camera_that_breaks_fails_alone_and_says_why(limited_watch: dict) -> None:
@@ -180,6 +182,7 @@ def test_events_to_a_full_disk_stop_only_the_events(tmp_path: Path, noise: Path,
     segments = sorted(tmp_path.glob("rec-*.mp4"))
     assert [p.name for p in segments] == ["rec-0001.mp4", "rec-0002.mp4", "rec-0003.mp4"]
     assert sum(_decoded_frames(p) for p in segments) == FRAMES  # the recording went on, cut in 1.5 s files
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in segments} == {"0o600"}  # every segment is private
 
 
 # ----- 4. an alert sink whose thread meets an exception says so and goes on --------------------------------------

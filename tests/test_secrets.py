@@ -157,7 +157,7 @@ def test_config_urls_are_read_from_the_environment(tmp_path: Path, monkeypatch: 
 class _Recorder:
     """A loopback HTTP server that records every request; `redirect_to` answers each POST with a 302 there."""
 
-    def __init__(self, redirect_to: str | None = None) -> None:
+    def __init__(self, redirect_to: str | None = None, code: int = 302) -> None:
         self.requests: list[dict[str, str | None]] = []
         recorder = self
 
@@ -167,7 +167,7 @@ class _Recorder:
                 recorder.requests.append({"method": self.command, "path": self.path,
                                           "authorization": self.headers.get("Authorization")})
                 if redirect_to is not None:
-                    self.send_response(302)
+                    self.send_response(code)
                     self.send_header("Location", redirect_to)
                 else:
                     self.send_response(200)
@@ -188,9 +188,11 @@ class _Recorder:
         self._server.server_close()
 
 
-def test_webhook_redirects_are_failed_deliveries_and_credentials_stay_home(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+def test_webhook_redirects_are_failed_deliveries_and_credentials_stay_home(code: int,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
     elsewhere = _Recorder()
-    hook = _Recorder(redirect_to=f"{elsewhere.url}/collect?token=hunter2")
+    hook = _Recorder(redirect_to=f"{elsewhere.url}/collect?token=hunter2", code=code)
     caplog.set_level(logging.WARNING, logger="facetrack.sinks.webhook")
     sink = WebhookSink(hook.url.replace("http://", "http://hook:hunter2@") + "/hook",
                        WebhookConfig(retries=2, backoff=0.05))
@@ -206,7 +208,7 @@ def test_webhook_redirects_are_failed_deliveries_and_credentials_stay_home(caplo
     assert [r["method"] for r in hook.requests] == ["POST", "POST"]  # refused, not retried
     assert all(r["authorization"] for r in hook.requests)
     assert elsewhere.requests == []  # neither the alert nor the Authorization header went to the other host
-    assert "302" in caplog.text and f"redirect to {elsewhere.url}" in caplog.text and "hunter2" not in caplog.text
+    assert str(code) in caplog.text and f"redirect to {elsewhere.url}" in caplog.text and "hunter2" not in caplog.text
 
 
 def test_a_password_over_plain_mqtt_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
