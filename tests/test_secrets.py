@@ -242,3 +242,22 @@ def test_a_broker_that_refuses_the_password_is_said_without_it(tmp_path: Path,
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(refused) == 1 and refused[0].startswith(f"MQTT broker 127.0.0.1:{port}: the broker refused"), refused
     assert "hunter2" not in caplog.text
+
+
+def test_the_printed_live_view_address_carries_the_token_whole(tmp_path: Path, fast_detector_path: Path,
+                                                               recognizer_path: Path) -> None:
+    """`watch --serve --serve-token T` prints the one address to open: the live view with T as its query, not T
+    with the page's name glued to it."""
+    pytest.importorskip("fastapi", reason="the web extra is not installed: pip install -e '.[web]'")
+    from tests.test_outputs_safe import _tiny_video
+
+    token = "t0ken-" + "x" * 26
+    result = run_cli_here("watch", _tiny_video(tmp_path / "in.mp4"), "--store", tmp_path / "store.db", "--serve",
+                          "--serve-port", "0", "--serve-token", token, "--detector", fast_detector_path,
+                          "--recognizer", recognizer_path)
+    assert result.returncode == 0, result.stderr
+    import re
+
+    found = re.search(r"live view on\s+(http://127\.0\.0\.1:\d+/\S*)", result.stdout + result.stderr)
+    assert found is not None, result.stdout + result.stderr
+    assert found[1].endswith(f"/live?token={token}"), found[1]

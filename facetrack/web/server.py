@@ -56,9 +56,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url(host: str, port: int, token: str | None) -> str:
+def url(host: str, port: int, token: str | None, page: str = "") -> str:
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    return f"http://{shown}:{port}/{page}" + (f"?token={token}" if token else "")
 
 
 def serve(store: Path, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
@@ -117,5 +117,5 @@ def serve_beside(store: Path, sock: socket.socket, host: str, token: str | None,
         sock.close()
         raise
     page = Background(app, sock)
-    announce(f"review page and live view on {url(host, sock.getsockname()[1], token)}live")  # type: ignore[operator]
+    announce(f"review page and live view on {url(host, sock.getsockname()[1], token, 'live')}")  # type: ignore[operator]
     return page
