@@ -35,21 +35,23 @@ def check_bind(host: str, token: str | None, flags: tuple[str, str] = ("--host",
                              f"random secret), or keep the default {host_flag} 127.0.0.1")
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, opened here so that a taken port is one clear error."""
+def bind(host: str, port: int, flags: tuple[str, str] = ("--host", "--port")) -> socket.socket:
+    """The listening socket, opened here so that a taken port is one clear error. `flags` name the address and
+    the port options as the command calls them."""
+    host_flag, port_flag = flags
     if not 0 <= port <= 65535:
-        raise FacetrackError(f"--port {port}: give a port between 1 and 65535 (0: any free one)")
+        raise FacetrackError(f"{port_flag} {port}: give a port between 1 and 65535 (0: any free one)")
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as exc:
-        raise FacetrackError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+        raise FacetrackError(f"{host_flag} {host}: not an address of this machine ({exc.strerror})") from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        hint = "pass another --port" if exc.errno == 98 else "pick an address of this machine with --host"
+        hint = f"pass another {port_flag}" if exc.errno == 98 else f"pick an address of this machine with {host_flag}"
         raise FacetrackError(f"cannot listen on {host}:{port} ({exc.strerror}): {hint}") from None
     sock.listen(128)
     sock.set_inheritable(True)
