@@ -44,6 +44,8 @@ D, R = "--detector {D}", "--recognizer {R}"
 CASES = [
     # input video
     case("missing input file", "annotate missing.mp4 -o out.mp4", 2, "input file not found: missing.mp4"),
+    case("a camera URL given to annotate", "annotate rtsp://admin:hunter2@cam/s1 -o out.mp4", 2,
+         "input file not found: rtsp://***@cam/s1"),
     case("a folder as input", "annotate photos -o out.mp4", 2, "input is a folder, not a video file"),
     case("a text file as input", f"annotate notes.txt -o out.mp4 {D}", 2, "cannot read notes.txt as video"),
     case("nothing to write", "annotate in.mp4", 2, "nothing to write: pass -o OUTPUT.mp4"),

@@ -17,7 +17,7 @@ import pytest
 from facetrack.config import MqttConfig, WebhookConfig
 from facetrack.sinks.mqtt import MqttPublisher
 from facetrack.sinks.webhook import WebhookSink
-from facetrack.urls import label, origin, scrub
+from facetrack.urls import hide_secrets, label, origin, scrub
 from tests.conftest import run_cli, run_cli_here
 from tests.servers import free_port, wait_until
 
@@ -77,6 +77,42 @@ def test_watch_never_prints_the_secret_of_a_camera_it_cannot_open(url: str, run:
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot open stream {url.split(':')[0]}://"), \
         result.stderr
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("input file not found: rtsp:/admin:hunter2@10.0.0.1/s1", "input file not found: rtsp://***@10.0.0.1/s1"),
+    ("folder /data/rtsp:/u:hunter2@cam does not exist", "folder /data/rtsp://***@cam does not exist"),
+    ("cannot write events to http://cam/x?token=hunter2: gone", "cannot write events to http://cam/x: gone"),
+    ("image not found: http:/cam/user=admin_password=hunter2_channel=1",
+     "image not found: http://cam/user=***_password=***_channel=1"),
+    # Without a secret a URL or a path is left as it is, in the spelling the user gave.
+    ("the store postgresql://facetrack@db:5432/people", "the store postgresql://facetrack@db:5432/people"),
+    ("use one of rtsp://, rtsps://; e.g. rtsp://host:554/path",) * 2,
+    ("C:/videos/in.mp4, /tmp/a:/b, clip:1.mp4 and /srv/dir:/x?",) * 2,
+])
+def test_an_error_line_never_quotes_a_secret(text: str, shown: str) -> None:
+    assert hide_secrets(text) == shown
+
+
+@pytest.mark.parametrize("args", [["annotate", "rtsp://admin:hunter2@10.0.0.1/s1?token=hunter2", "-o", "out.mp4"],
+                                  ["bench", "http://admin:hunter2@10.0.0.1/clip.mp4"],
+                                  ["identify", "https://u:hunter2@10.0.0.1/face.jpg", "-g", "g.db"],
+                                  ["watch", "clip.mp4", "--record", "rtsp://u:hunter2@10.0.0.1/x.mp4"],
+                                  ["watch", "clip.mp4", "--events", "rtsp://u:hunter2@10.0.0.1/x"],
+                                  ["annotate", "clip.mp4", "-o", "out.mp4", "--gallery",
+                                   "http://u:hunter2@10.0.0.1/g.db", "--recognizer", "{R}"]])
+def test_a_url_given_where_a_file_belongs_is_not_quoted_with_its_secret(tmp_path: Path, fast_detector_path: Path,
+                                                                      recognizer_path: Path, args: list[str]) -> None:
+    """Messages that expect a file name quote what they were given: a camera URL passed by mistake keeps its
+    password all the same (even folded into a path: rtsp:/admin:…)."""
+    from tests.test_outputs_safe import _tiny_video
+
+    _tiny_video(tmp_path / "clip.mp4")
+    args = [str(recognizer_path) if a == "{R}" else a for a in args]
+    result = run_cli_here(*args, "--detector", fast_detector_path, cwd=tmp_path)
+    _one_error(result)
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "://***@10.0.0.1/" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("args", [["rtsp://admin:hunter2/x"], ["0", "--mqtt", "mqtt://alerts:hunter2"],

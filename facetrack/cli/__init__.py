@@ -23,7 +23,9 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except FacetrackError as exc:
-        console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
+        from facetrack.urls import hide_secrets
+
+        console.print(f"[bold red]error[/]: {escape(hide_secrets(str(exc)))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted")
