@@ -297,3 +297,23 @@ def test_the_printed_live_view_address_carries_the_token_whole(tmp_path: Path, f
     found = re.search(r"live view on\s+(http://127\.0\.0\.1:\d+/\S*)", result.stdout + result.stderr)
     assert found is not None, result.stdout + result.stderr
     assert found[1].endswith(f"/live?token={token}"), found[1]
+
+
+def test_a_log_line_never_shows_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    """Whatever a module logs (a library's message quoting the URL it was given), the command line shows the
+    URL's label."""
+    from facetrack.cli.common import setup_logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        setup_logging(verbose=False)
+        logging.getLogger("facetrack.test").warning("could not reach %s: %s", "rtsp://admin:hunter2@10.0.0.1/s1",
+                                                    "timed out")
+        logging.getLogger("facetrack.test").warning("plain %s stays as it is", "/tmp/clip.mp4")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    shown = capsys.readouterr().err
+    assert "could not reach rtsp://***@10.0.0.1/s1: timed out" in shown and "plain /tmp/clip.mp4 stays" in shown
+    assert "hunter2" not in shown
