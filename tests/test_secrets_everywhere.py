@@ -1,12 +1,13 @@
 """No secret in any output: one `watch` run with a password in every URL style a camera, a broker or a webhook is
 given in, and every output it makes searched for each secret.
 
-The run: a real RTSP camera (userinfo), five cameras on a second RTSP server that is stopped once they stream
-(so drop, reconnect and "cannot open" messages are printed), a Mosquitto broker that wants a password over plain
-mqtt://, a webhook with its token in the path (it answers the first alert 500, so a retry is said), `--stats`,
-`--events`, `--record`, a store, a gallery and `--verbose`. Searched: the console (stdout, stderr: FFmpeg's own
-messages too), the events and stats files, every MQTT message received, every webhook body and header received,
-the store file and the recordings (their bytes and their metadata).
+The run: a real RTSP camera (userinfo, read from the environment), five cameras on a second RTSP server that is
+stopped once they stream (so drop, reconnect and "cannot open" messages are printed), a Mosquitto broker that wants
+a password over plain mqtt:// (its URL in the config file, from the environment), a webhook with its token in the
+path (it answers the first alert 500, so a retry is said), `--stats`, `--events`, `--record`, a store, a gallery
+and `--verbose`. Searched: the console (stdout, stderr: FFmpeg's own messages too), the events and stats files,
+every MQTT message received, every webhook body and header received, the store file and the recordings (their
+bytes and their metadata).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def watched(tmp_path_factory: pytest.TempPathFactory, clip_path: Path, gallery_d
         shutil.copy(photo, photos)
     config = tmp / "live.yaml"
     config.write_text("live:\n  stats_interval: 1\n  reconnect_initial: 0.25\n  reconnect_max: 1\n"
-                      "  read_timeout: 3\n  open_timeout: 10\n")
+                      "  read_timeout: 3\n  open_timeout: 10\nmqtt:\n  url: '${FT_SECRET_BROKER}'\n")
     out = tmp / "out"
     out.mkdir()
     events, stats, record, store = out / "events.jsonl", out / "stats.jsonl", out / "rec.mp4", out / "store.db"
@@ -126,20 +127,21 @@ def watched(tmp_path_factory: pytest.TempPathFactory, clip_path: Path, gallery_d
             recorder = MqttRecorder(broker, user=MQTT_USER)
             try:
                 a, b = camera.port, others.port
-                cameras = [f"door=rtsp://zqUser1:zqPass1@127.0.0.1:{a}/clip",
+                cameras = ["door=${FT_SECRET_DOOR}",  # from the environment, as the README advises
                            f"q1=rtsp://127.0.0.1:{b}/q1?user=zqUser2&password=zqPass2",
                            f"q2=rtsp://127.0.0.1:{b}/q2?pwd=zqPass3",
                            f"q3=rtsp://127.0.0.1:{b}/q3?token=zqToken4",
                            f"path=rtsp://127.0.0.1:{b}{PATH_STYLE}",
                            f"at=rtsp://zqUser6:p@zqPass6@127.0.0.1:{b}/at"]
-                args = ["watch", *cameras, "--mqtt", f"mqtt://{MQTT_USER[0]}:{MQTT_USER[1]}@127.0.0.1:{broker}",
-                        "--webhook", f"http://127.0.0.1:{hook.port}/services/T0/B0/{HOOK_TOKEN}",
+                env = {**os.environ, "COLUMNS": "1000", "FT_SECRET_DOOR": f"rtsp://zqUser1:zqPass1@127.0.0.1:{a}/clip",
+                       "FT_SECRET_BROKER": f"mqtt://{MQTT_USER[0]}:{MQTT_USER[1]}@127.0.0.1:{broker}"}  # config's
+                args = ["watch", *cameras, "--webhook", f"http://127.0.0.1:{hook.port}/services/T0/B0/{HOOK_TOKEN}",
                         "--stats", stats, "--events", events, "--record", record, "--store", store,
                         "--gallery", photos.parent, "--recognizer", recognizer_path, "--detector", fast_detector_path,
                         "-c", config, "--duration", "50", "--verbose"]  # what is logged at INFO too
                 with open(stdout_path, "w") as stdout, open(stderr_path, "w") as stderr:  # files, never pipes
                     process = subprocess.Popen([sys.executable, "-m", "facetrack", *map(str, args)], stdout=stdout,
-                                               stderr=stderr, text=True, env={**os.environ, "COLUMNS": "1000"})
+                                               stderr=stderr, text=True, env=env)
                 names = {"door", "q1", "q2", "q3", "path", "at"}
                 assert wait_until(lambda: set(_frames_by_camera(events)) == names or process.poll() is not None,
                                   timeout=45), f"not every camera streamed: {_frames_by_camera(events)}"
