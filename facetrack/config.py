@@ -463,7 +463,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise FacetrackError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise FacetrackError(f"config file {path} is not valid YAML{where}: {problem or str(exc).splitlines()[0]} "
+                             "(fix the syntax there; configs/default.yaml shows every setting)") from None
     if not isinstance(data, dict):
         raise FacetrackError(f"config file {path} must hold a mapping of sections (models:, detector:, …)")
     return data
@@ -480,7 +483,27 @@ def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         source = f" in {path}" if path is not None else ""
-        raise FacetrackError(f"invalid setting {where}{source}: {first['msg']}") from None
+        if first["type"] == "extra_forbidden":
+            raise FacetrackError(f"unknown setting {where}{source}: {_known_settings(first['loc'])}") from None
+        raise FacetrackError(f"invalid setting {where}{source}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def _known_settings(loc: tuple[Any, ...]) -> str:
+    """What a misspelt key may have meant: the closest names of its section (all of them, if none is close)."""
+    import difflib
+
+    section: Any = FacetrackConfig
+    for part in loc[:-1]:
+        field = section.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            continue  # a list index (cameras.0)
+        annotation = field.annotation
+        section = next((a for a in (annotation, *getattr(annotation, "__args__", ())) if isinstance(a, type)
+                        and issubclass(a, BaseModel)), section)
+    names = list(section.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    return (f"did you mean {close[0]}?" if close else f"the settings here are {', '.join(names)}") + \
+        " (configs/default.yaml lists every setting)"
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:

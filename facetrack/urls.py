@@ -8,6 +8,7 @@ holding an `@` is masked whole. Webhook endpoints are shown as their origin only
 Discord keep their tokens in the path.
 
 `label` names one URL; `scrub` rewrites every URL inside a free text (an FFmpeg error, an OS message);
+`hide_secrets` rewrites only those that carry a secret, even folded into a path (the CLI's last guard);
 `expand_env` fills `${NAME}` in from the environment, so secrets need not be on a command line; `check_url` is
 the one validator of camera, broker and webhook URLs, whose errors never quote a secret.
 """
@@ -136,6 +137,36 @@ def check_url(url: str, schemes: Mapping[str, int | None], form: str, what: str 
     return CheckedUrl(url, scheme, host, port or schemes[scheme],
                       urllib.parse.unquote(parts.username) if parts.username else None,
                       urllib.parse.unquote(parts.password) if parts.password else None)
+
+
+# A URL as a message may quote it: whole, or as a path makes of it (`Path("rtsp://u:p@h/x")` is rtsp:/u:p@h/x).
+_QUOTED = re.compile(r"(?<![\w.-])(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+)://?(?P<rest>[^\s'\"<>]+)")
+
+
+def _carries_secret(url: str) -> bool:
+    """A password in the user information, a query, a fragment or a credential-like path parameter."""
+    match = _SCHEME.match(url)
+    if match is None:
+        return False
+    main, *after = re.split(r"[?#]", match["rest"], maxsplit=1)
+    userinfo, at, _ = main.rpartition("@")
+    return any(after) or (bool(at) and ":" in userinfo) or mask_path(main) != main
+
+
+def hide_secrets(text: str) -> str:
+    """`text` with every URL that carries a secret replaced by its label, also a URL a path has folded
+    (`rtsp:/u:p@h/x`, when a URL was given where a file was expected); URLs without one are left as they are.
+
+    The last guard before a message is printed: a mistake such as a camera URL passed to `annotate` or as
+    `--events` is quoted back by messages that expect a file name.
+    """
+
+    def hide(match: re.Match[str]) -> str:
+        rest = match["rest"].rstrip(":;,.)")  # the sentence goes on after the URL
+        url = f"{match['scheme']}://{rest}"
+        return label(url) + match["rest"][len(rest):] if _carries_secret(url) else match[0]
+
+    return _QUOTED.sub(hide, text)
 
 
 _ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}")

@@ -21,6 +21,10 @@ from gi.repository import Gst, GstRtspServer; Gst.init(None)
 assert all(Gst.ElementFactory.find(e) for e in ('qtdemux', 'h264parse', 'rtph264pay'))" >/dev/null 2>&1; then
   need+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 fi
+# strace: the durable-writes test watches the command line's fsyncs and renames from outside.
+if ! command -v strace >/dev/null 2>&1; then
+  need+=(strace)
+fi
 # A real browser for the review page's test: Debian's Chromium, driven by Playwright (which downloads no browser).
 if [ ! -x /usr/bin/chromium ]; then
   need+=(chromium)

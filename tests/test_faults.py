@@ -7,6 +7,7 @@ import json
 import os
 import resource
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -154,6 +155,7 @@ def test_the_events_file_is_rotated_past_its_size(limited_watch: dict) -> None:
     assert events.stat().st_size < older.stat().st_size + 2000  # one write past the size at most
     previous, current = _whole_lines(older), _whole_lines(events)
     assert previous and current
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in (events, older)} == {"0o600"}  # both stay private
 
 
 def test_a_camera_that_breaks_fails_alone_and_says_why(limited_watch: dict) -> None:
@@ -180,6 +182,7 @@ def test_events_to_a_full_disk_stop_only_the_events(tmp_path: Path, noise: Path,
     segments = sorted(tmp_path.glob("rec-*.mp4"))
     assert [p.name for p in segments] == ["rec-0001.mp4", "rec-0002.mp4", "rec-0003.mp4"]
     assert sum(_decoded_frames(p) for p in segments) == FRAMES  # the recording went on, cut in 1.5 s files
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in segments} == {"0o600"}  # every segment is private
 
 
 # ----- 4. an alert sink whose thread meets an exception says so and goes on --------------------------------------
@@ -278,3 +281,68 @@ def test_a_camera_whose_detection_fails_ends_alone(tmp_path: Path, noise: Path, 
     assert any("camera bad failed" in r.getMessage() and "the other cameras go on" in r.getMessage()
                for r in caplog.records)
     assert sum(e.get("camera") == "good" and e["type"] == "frame" for e in _whole_lines(events)) == FRAMES
+
+
+def test_a_camera_that_fails_alone_is_said_in_the_exit_status(tmp_path: Path, noise: Path,
+                                                               fast_detector_path: Path) -> None:
+    """Beside a camera that breaks and a 2000×2 strip: the good camera is watched to its end, the run exits 3 and
+    its one error line names the camera that failed."""
+    bad = _truncated_mkv(_noise_video(tmp_path / "small.mp4", size=(64, 48)), tmp_path / "bad.mkv")
+    strip = tmp_path / "strip.mkv"
+    with av.open(str(strip), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 2000, 2, "bgr0"
+        for _ in range(6):
+            image = np.full((2, 2000, 3), 120, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    events = tmp_path / "events.jsonl"
+    result = run_cli_here("watch", f"good={noise}", f"bad={bad}", f"strip={strip}", "--events", events,
+                          "--detector", fast_detector_path)
+    line = _one_error(result, 3, "camera bad: the file ends early")
+    assert "camera good" not in line and "camera strip" not in line, line
+    frames = [e for e in _whole_lines(events) if e["type"] == "frame"]
+    assert sum(e["camera"] == "good" for e in frames) == FRAMES
+    assert sum(e["camera"] == "strip" for e in frames) == 6
+
+
+def test_an_exception_in_a_paho_callback_is_said_and_the_client_goes_on(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """paho's network thread would die silently on it; instead the sink reads down, says why once, and once the
+    broker is back it delivers again."""
+    from facetrack.config import MqttConfig
+    from facetrack.sinks.mqtt import MqttPublisher
+    from tests.servers import MqttRecorder, free_port, mosquitto, wait_until
+
+    class FailsOnDisconnect(MqttPublisher):
+        def _on_disconnect(self, *args: object) -> None:
+            super()._on_disconnect(*args)  # type: ignore[arg-type]
+            raise RuntimeError("a bug in the disconnect handler")
+
+    port = free_port()
+    with mosquitto(tmp_path, port):
+        publisher = FailsOnDisconnect(f"mqtt://127.0.0.1:{port}", MqttConfig())
+        try:
+            assert wait_until(lambda: publisher.describe().startswith("connected"), timeout=10)
+        except BaseException:
+            publisher.close(timeout=0.5)
+            raise
+    try:
+        assert wait_until(lambda: publisher.fault is not None, timeout=10), publisher.describe()
+        assert publisher.describe().startswith("down (the on_disconnect callback: RuntimeError: a bug in")
+        with mosquitto(tmp_path, port):  # the broker is back on the same port: paho's thread still runs
+            recorder = MqttRecorder(port)
+            try:
+                publisher.publish("door", "left", {"n": 1})
+                assert wait_until(lambda: recorder.on("facetrack/door/left"), timeout=30), publisher.describe()
+                assert publisher.describe().startswith("connected")
+                said = [r for r in caplog.records if r.levelname == "ERROR"
+                        and "on_disconnect callback failed" in r.getMessage()]
+                assert len(said) == 1, [r.getMessage() for r in caplog.records]  # said once, with its traceback
+                assert said[0].exc_info is not None
+            finally:
+                recorder.close()
+    finally:
+        publisher.close(timeout=1)

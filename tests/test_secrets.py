@@ -17,7 +17,7 @@ import pytest
 from facetrack.config import MqttConfig, WebhookConfig
 from facetrack.sinks.mqtt import MqttPublisher
 from facetrack.sinks.webhook import WebhookSink
-from facetrack.urls import label, origin, scrub
+from facetrack.urls import hide_secrets, label, origin, scrub
 from tests.conftest import run_cli, run_cli_here
 from tests.servers import free_port, wait_until
 
@@ -61,6 +61,11 @@ def test_urls_inside_a_message_are_replaced_by_their_labels() -> None:
 @pytest.mark.parametrize(("url", "run"), [("rtsp://127.0.0.1:{port}/s1?user=admin&password=hunter2", run_cli),
                                           ("rtsp://admin:p@ss@127.0.0.1:{port}/x", run_cli),
                                           ("rtsp://127.0.0.1:{port}/user=admin_password=hunter2_channel=1",
+                                           run_cli_here),
+                                          ("rtsp://127.0.0.1:{port}/s1?pwd=hunter2", run_cli_here),
+                                          ("rtsp://127.0.0.1:{port}/s1?channel=1&token=hunter2", run_cli_here),
+                                          ("rtsp://admin:hunter2@127.0.0.1:{port}/s1", run_cli_here),
+                                          ("http://admin:hunter2@127.0.0.1:{port}/video.mjpg?auth=hunter2",
                                            run_cli_here)])
 def test_watch_never_prints_the_secret_of_a_camera_it_cannot_open(url: str, run: Callable[..., Any]) -> None:
     url = url.format(port=free_port())  # nothing listens there
@@ -69,8 +74,45 @@ def test_watch_never_prints_the_secret_of_a_camera_it_cannot_open(url: str, run:
     output = result.stdout + result.stderr
     assert "hunter2" not in output and "ss@" not in output, output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: cannot open stream rtsp://"), result.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot open stream {url.split(':')[0]}://"), \
+        result.stderr
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("input file not found: rtsp:/admin:hunter2@10.0.0.1/s1", "input file not found: rtsp://***@10.0.0.1/s1"),
+    ("folder /data/rtsp:/u:hunter2@cam does not exist", "folder /data/rtsp://***@cam does not exist"),
+    ("cannot write events to http://cam/x?token=hunter2: gone", "cannot write events to http://cam/x: gone"),
+    ("image not found: http:/cam/user=admin_password=hunter2_channel=1",
+     "image not found: http://cam/user=***_password=***_channel=1"),
+    # Without a secret a URL or a path is left as it is, in the spelling the user gave.
+    ("the store postgresql://facetrack@db:5432/people", "the store postgresql://facetrack@db:5432/people"),
+    ("use one of rtsp://, rtsps://; e.g. rtsp://host:554/path",) * 2,
+    ("C:/videos/in.mp4, /tmp/a:/b, clip:1.mp4 and /srv/dir:/x?",) * 2,
+])
+def test_an_error_line_never_quotes_a_secret(text: str, shown: str) -> None:
+    assert hide_secrets(text) == shown
+
+
+@pytest.mark.parametrize("args", [["annotate", "rtsp://admin:hunter2@10.0.0.1/s1?token=hunter2", "-o", "out.mp4"],
+                                  ["bench", "http://admin:hunter2@10.0.0.1/clip.mp4"],
+                                  ["identify", "https://u:hunter2@10.0.0.1/face.jpg", "-g", "g.db"],
+                                  ["watch", "clip.mp4", "--record", "rtsp://u:hunter2@10.0.0.1/x.mp4"],
+                                  ["watch", "clip.mp4", "--events", "rtsp://u:hunter2@10.0.0.1/x"],
+                                  ["annotate", "clip.mp4", "-o", "out.mp4", "--gallery",
+                                   "http://u:hunter2@10.0.0.1/g.db", "--recognizer", "{R}"]])
+def test_a_url_given_where_a_file_belongs_is_not_quoted_with_its_secret(tmp_path: Path, fast_detector_path: Path,
+                                                                      recognizer_path: Path, args: list[str]) -> None:
+    """Messages that expect a file name quote what they were given: a camera URL passed by mistake keeps its
+    password all the same (even folded into a path: rtsp:/admin:…)."""
+    from tests.test_outputs_safe import _tiny_video
+
+    _tiny_video(tmp_path / "clip.mp4")
+    args = [str(recognizer_path) if a == "{R}" else a for a in args]
+    result = run_cli_here(*args, "--detector", fast_detector_path, cwd=tmp_path)
+    _one_error(result)
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "://***@10.0.0.1/" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("args", [["rtsp://admin:hunter2/x"], ["0", "--mqtt", "mqtt://alerts:hunter2"],
@@ -151,7 +193,7 @@ def test_config_urls_are_read_from_the_environment(tmp_path: Path, monkeypatch: 
 class _Recorder:
     """A loopback HTTP server that records every request; `redirect_to` answers each POST with a 302 there."""
 
-    def __init__(self, redirect_to: str | None = None) -> None:
+    def __init__(self, redirect_to: str | None = None, code: int = 302) -> None:
         self.requests: list[dict[str, str | None]] = []
         recorder = self
 
@@ -161,7 +203,7 @@ class _Recorder:
                 recorder.requests.append({"method": self.command, "path": self.path,
                                           "authorization": self.headers.get("Authorization")})
                 if redirect_to is not None:
-                    self.send_response(302)
+                    self.send_response(code)
                     self.send_header("Location", redirect_to)
                 else:
                     self.send_response(200)
@@ -182,9 +224,11 @@ class _Recorder:
         self._server.server_close()
 
 
-def test_webhook_redirects_are_failed_deliveries_and_credentials_stay_home(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+def test_webhook_redirects_are_failed_deliveries_and_credentials_stay_home(code: int,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
     elsewhere = _Recorder()
-    hook = _Recorder(redirect_to=f"{elsewhere.url}/collect?token=hunter2")
+    hook = _Recorder(redirect_to=f"{elsewhere.url}/collect?token=hunter2", code=code)
     caplog.set_level(logging.WARNING, logger="facetrack.sinks.webhook")
     sink = WebhookSink(hook.url.replace("http://", "http://hook:hunter2@") + "/hook",
                        WebhookConfig(retries=2, backoff=0.05))
@@ -200,7 +244,7 @@ def test_webhook_redirects_are_failed_deliveries_and_credentials_stay_home(caplo
     assert [r["method"] for r in hook.requests] == ["POST", "POST"]  # refused, not retried
     assert all(r["authorization"] for r in hook.requests)
     assert elsewhere.requests == []  # neither the alert nor the Authorization header went to the other host
-    assert "302" in caplog.text and f"redirect to {elsewhere.url}" in caplog.text and "hunter2" not in caplog.text
+    assert str(code) in caplog.text and f"redirect to {elsewhere.url}" in caplog.text and "hunter2" not in caplog.text
 
 
 def test_a_password_over_plain_mqtt_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -217,3 +261,59 @@ def test_a_password_over_plain_mqtt_is_warned_about_once(caplog: pytest.LogCaptu
     assert clear == [f"MQTT broker 127.0.0.1:{port}: the password travels in clear text over mqtt:// "
                      "(use mqtts:// to encrypt it)"]
     assert "hunter2" not in caplog.text
+
+
+def test_a_broker_that_refuses_the_password_is_said_without_it(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from tests.servers import mosquitto
+
+    caplog.set_level(logging.WARNING, logger="facetrack.sinks.mqtt")
+    with mosquitto(tmp_path, user=("alerts", "the-right-one")) as port:
+        publisher = MqttPublisher(f"mqtt://alerts:hunter2@127.0.0.1:{port}", MqttConfig())
+        try:
+            assert wait_until(lambda: "refused the connection" in caplog.text, timeout=10), caplog.text
+            assert publisher.describe().startswith("down")
+        finally:
+            publisher.close(timeout=0.5)
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].startswith(f"MQTT broker 127.0.0.1:{port}: the broker refused"), refused
+    assert "hunter2" not in caplog.text
+
+
+def test_the_printed_live_view_address_carries_the_token_whole(tmp_path: Path, fast_detector_path: Path,
+                                                               recognizer_path: Path) -> None:
+    """`watch --serve --serve-token T` prints the one address to open: the live view with T as its query, not T
+    with the page's name glued to it."""
+    pytest.importorskip("fastapi", reason="the web extra is not installed: pip install -e '.[web]'")
+    from tests.test_outputs_safe import _tiny_video
+
+    token = "t0ken-" + "x" * 26
+    result = run_cli_here("watch", _tiny_video(tmp_path / "in.mp4"), "--store", tmp_path / "store.db", "--serve",
+                          "--serve-port", "0", "--serve-token", token, "--detector", fast_detector_path,
+                          "--recognizer", recognizer_path)
+    assert result.returncode == 0, result.stderr
+    import re
+
+    found = re.search(r"live view on\s+(http://127\.0\.0\.1:\d+/\S*)", result.stdout + result.stderr)
+    assert found is not None, result.stdout + result.stderr
+    assert found[1].endswith(f"/live?token={token}"), found[1]
+
+
+def test_a_log_line_never_shows_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    """Whatever a module logs (a library's message quoting the URL it was given), the command line shows the
+    URL's label."""
+    from facetrack.cli.common import setup_logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        setup_logging(verbose=False)
+        logging.getLogger("facetrack.test").warning("could not reach %s: %s", "rtsp://admin:hunter2@10.0.0.1/s1",
+                                                    "timed out")
+        logging.getLogger("facetrack.test").warning("plain %s stays as it is", "/tmp/clip.mp4")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    shown = capsys.readouterr().err
+    assert "could not reach rtsp://***@10.0.0.1/s1: timed out" in shown and "plain /tmp/clip.mp4 stays" in shown
+    assert "hunter2" not in shown

@@ -23,7 +23,9 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except FacetrackError as exc:
-        console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
+        from facetrack.urls import hide_secrets
+
+        console.print(f"[bold red]error[/]: {escape(hide_secrets(str(exc)))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted")
@@ -35,8 +37,19 @@ def main() -> None:
     except Exception as exc:
         # Usage errors (missing argument, unknown option) know how to print themselves. They are recognised by
         # that ability rather than by class: older typer raises click's classes, newer typer its own.
+        # They print as one line, like every other mistake, with the help that lists what the command takes.
         show = getattr(exc, "show", None)
         if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
-            show()
+            message = (exc.format_message() if hasattr(exc, "format_message") else str(exc)).rstrip(".")
+            if not message:  # `facetrack` alone: its help, as asked
+                show()
+                sys.exit(exc.exit_code)
+            names, ctx = [], getattr(exc, "ctx", None)
+            while ctx is not None and ctx.parent is not None:  # the top one is however Python was started
+                names.insert(0, ctx.info_name)
+                ctx = ctx.parent
+            command = " ".join(["facetrack", *names])
+            console.print(f"[bold red]error[/]: {escape(message)} (see `{escape(command)} --help`)",
+                          highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         raise

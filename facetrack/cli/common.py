@@ -170,11 +170,26 @@ def blur_mode(value: str | None) -> dict[str, Any]:
     return {"annotation": {"blur": text}}
 
 
+class _HideSecrets(logging.Filter):
+    """The last guard before a log line is shown: a URL that carries a secret is shown by its label."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from facetrack.urls import hide_secrets
+
+        message = record.getMessage()
+        hidden = hide_secrets(message)
+        if hidden != message:
+            record.msg, record.args = hidden, None
+        return True
+
+
 def setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
+    handler = RichHandler(console=console, show_path=False, show_time=False)
+    handler.addFilter(_HideSecrets())
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
+                        handlers=[handler], force=True)
 
 
 

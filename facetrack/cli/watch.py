@@ -236,9 +236,9 @@ def _live_tiles(cfg: FacetrackConfig, cameras: list[Any], host: str, port: int, 
     from facetrack.web.live import LiveTiles
     from facetrack.web.server import bind, check_bind
 
-    check_bind(host, token)
+    check_bind(host, token, ("--serve-host", "--serve-token"))
     if cfg.store.path is None or not identity_wanted(cfg):
         raise FacetrackError("--serve shows the identity memory: turn identity on (--gallery or --recognizer) and "
                              "keep the store (drop --no-store)")
-    return LiveTiles([c.name for c in cameras]), bind(host, port)
+    return LiveTiles([c.name for c in cameras]), bind(host, port, ("--serve-host", "--serve-port"))
 

@@ -38,7 +38,8 @@ def check_writable(path: Path, flag: str = "-o") -> None:
     """Fail before any work is done if `path` cannot be created."""
     parent = path.expanduser().resolve().parent
     if path.is_dir():
-        raise FacetrackError(f"output {path} is a folder: give a file name for {flag}, e.g. out.mp4")
+        example = {"--stats": "stats.jsonl", "--timeline": "timeline.png", "--plot": "plot.png"}.get(flag, "out.mp4")
+        raise FacetrackError(f"output {path} is a folder: give a file name for {flag}, e.g. {path / example}")
     if not parent.is_dir():
         raise FacetrackError(f"cannot write {path}: folder {parent} does not exist (create it or change {flag})")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):

@@ -23,40 +23,44 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, token: str | None) -> None:
-    """Faces never reach the network unguarded: a bind beyond loopback needs a token, and a token is long."""
+def check_bind(host: str, token: str | None, flags: tuple[str, str] = ("--host", "--token")) -> None:
+    """Faces never reach the network unguarded: a bind beyond loopback needs a token, and a token is long.
+    `flags` are the options of the address and the token as the command names them."""
+    host_flag, token_flag = flags
     if token is not None and len(token) < MIN_TOKEN:
-        raise FacetrackError(f"--token is too short to guard faces: use at least {MIN_TOKEN} random characters "
+        raise FacetrackError(f"{token_flag} is too short to guard faces: use at least {MIN_TOKEN} random characters "
                              "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
     if token is None and not is_loopback(host):
-        raise FacetrackError(f"--host {host} lets other machines see faces: pass --token T too (a long random "
-                             "secret), or keep the default --host 127.0.0.1")
+        raise FacetrackError(f"{host_flag} {host} lets other machines see faces: pass {token_flag} T too (a long "
+                             f"random secret), or keep the default {host_flag} 127.0.0.1")
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, opened here so that a taken port is one clear error."""
+def bind(host: str, port: int, flags: tuple[str, str] = ("--host", "--port")) -> socket.socket:
+    """The listening socket, opened here so that a taken port is one clear error. `flags` name the address and
+    the port options as the command calls them."""
+    host_flag, port_flag = flags
     if not 0 <= port <= 65535:
-        raise FacetrackError(f"--port {port}: give a port between 1 and 65535 (0: any free one)")
+        raise FacetrackError(f"{port_flag} {port}: give a port between 1 and 65535 (0: any free one)")
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as exc:
-        raise FacetrackError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+        raise FacetrackError(f"{host_flag} {host}: not an address of this machine ({exc.strerror})") from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        hint = "pass another --port" if exc.errno == 98 else "pick an address of this machine with --host"
+        hint = f"pass another {port_flag}" if exc.errno == 98 else f"pick an address of this machine with {host_flag}"
         raise FacetrackError(f"cannot listen on {host}:{port} ({exc.strerror}): {hint}") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
 
 
-def url(host: str, port: int, token: str | None) -> str:
+def url(host: str, port: int, token: str | None, page: str = "") -> str:
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    return f"http://{shown}:{port}/{page}" + (f"?token={token}" if token else "")
 
 
 def serve(store: Path, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
@@ -115,5 +119,5 @@ def serve_beside(store: Path, sock: socket.socket, host: str, token: str | None,
         sock.close()
         raise
     page = Background(app, sock)
-    announce(f"review page and live view on {url(host, sock.getsockname()[1], token)}live")  # type: ignore[operator]
+    announce(f"review page and live view on {url(host, sock.getsockname()[1], token, 'live')}")  # type: ignore[operator]
     return page

@@ -82,14 +82,16 @@ def rtsp_server_available() -> bool:
 
 
 class RtspServer:
-    """gst-rtsp-server serving `video` at rtsp://127.0.0.1:<port>/clip; stop() and start() again at will."""
+    """gst-rtsp-server serving `video` at rtsp://127.0.0.1:<port>/clip (and any other `mounts`, all the same
+    stream); stop() and start() again at will."""
 
-    def __init__(self, video: Path, port: int | None = None) -> None:
+    def __init__(self, video: Path, port: int | None = None, mounts: tuple[str, ...] = ("/clip",)) -> None:
         if not rtsp_server_available():
             unavailable("no RTSP server: the system python3 lacks PyGObject with gst-rtsp-server "
                         "(python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-good/-bad)")
         self.video = video
         self.port = port or free_port()
+        self.mounts = mounts
         self.process: subprocess.Popen[str] | None = None
         self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - the server's stderr, read when it fails
 
@@ -98,7 +100,8 @@ class RtspServer:
 
     def start(self) -> RtspServer:
         self.process = subprocess.Popen(
-            [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), "--port", str(self.port), "--file", str(self.video)],
+            [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), "--port", str(self.port), "--file", str(self.video),
+             *(f"--mount={mount}" for mount in self.mounts)],
             stdout=subprocess.PIPE, stderr=self._log, text=True)  # a log file: an unread pipe would fill and stall
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -135,14 +138,23 @@ def mosquitto_path() -> str | None:
 
 
 @contextmanager
-def mosquitto(tmp_path: Path, port: int | None = None) -> Iterator[int]:
-    """A Mosquitto broker on loopback (a free port unless given); yields the port."""
+def mosquitto(tmp_path: Path, port: int | None = None, user: tuple[str, str] | None = None) -> Iterator[int]:
+    """A Mosquitto broker on loopback (a free port unless given); yields the port. With `user` (name, password)
+    it lets in that user only."""
     binary = mosquitto_path()
     if binary is None:
         unavailable("no MQTT broker: mosquitto is not installed")
     port = port or free_port()
     conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    access = "allow_anonymous true\n"
+    if user is not None:
+        passwords = tmp_path / "mosquitto.passwd"
+        subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-c", "-b", str(passwords),
+                        *user], check=True, capture_output=True, timeout=30)
+        access = f"allow_anonymous false\npassword_file {passwords}\n"
+        if os.geteuid() == 0:  # else it drops to user mosquitto, who cannot read the file in root's scratch folder
+            access += "user root\n"
+    conf.write_text(f"listener {port} 127.0.0.1\n{access}persistence false\n")
     log = open(tmp_path / "mosquitto.log", "w+b")  # noqa: SIM115 - a file, not a pipe nobody reads while it runs
     process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=log)
     try:
@@ -159,7 +171,7 @@ def mosquitto(tmp_path: Path, port: int | None = None) -> Iterator[int]:
 class MqttRecorder:
     """A paho subscriber that keeps every message under `topic` (topic, JSON payload, retained flag)."""
 
-    def __init__(self, port: int, topic: str = "facetrack/#") -> None:
+    def __init__(self, port: int, topic: str = "facetrack/#", user: tuple[str, str] | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, Any, bool]] = []
@@ -169,6 +181,8 @@ class MqttRecorder:
         self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self._client.on_subscribe = lambda *args: self._subscribed.set()
         self._client.on_message = self._on_message
+        if user is not None:
+            self._client.username_pw_set(*user)
         self._client.connect("127.0.0.1", port)
         self._client.loop_start()
         assert self._subscribed.wait(10), "the test subscriber could not subscribe"
