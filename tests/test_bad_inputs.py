@@ -116,7 +116,7 @@ CASES = [
     case("camera name that is no MQTT topic", "watch -c cameras.yaml", 2, "camera names"),
     case("broker port out of range", "watch in.mp4 --mqtt mqtt://alerts:hunter2@127.0.0.1:99999", 2,
          "malformed MQTT URL mqtt://***@127.0.0.1:99999: its port is not a number"),
-    case("broker URL that is not MQTT", "watch in.mp4 --mqtt http://broker", 2, "unsupported MQTT URL scheme"),
+    case("broker URL that is not MQTT", "watch in.mp4 --mqtt http://broker", 2, "MQTT URL http://broker must be mqtt(s)://"),
     case("webhook that is not HTTP", "watch in.mp4 --webhook ftp://hooks/T0/hunter2", 2,
          "webhook URL ftp://hooks must be http(s)"),
     # galleries and stores
