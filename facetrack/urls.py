@@ -66,20 +66,25 @@ def label(url: str) -> str:
 
     Anything that is not a URL (a file path, a device such as /dev/video0) is returned as it is.
     """
-    parts = _parts(url)
-    if parts is None:
-        return url
-    scheme, userinfo, host, port, path = parts
-    return f"{scheme}://{MASK + '@' if userinfo else ''}{host}{':' + port if port else ''}{mask_path(path)}"
+    shown = _printable(url, whole=True)
+    return url if shown is None else shown
 
 
 def origin(url: str) -> str:
     """`scheme://host[:port]` of a URL: all an endpoint whose path may hold a token is shown as."""
+    shown = _printable(url, whole=False)
+    return MASK if shown is None else shown
+
+
+def _printable(url: str, whole: bool) -> str | None:
+    """`scheme://host[:port]`, with `***@` for any user information and the masked path when `whole`; None for
+    anything without `scheme://`."""
     parts = _parts(url)
     if parts is None:
-        return MASK
-    scheme, _, host, port, _ = parts
-    return f"{scheme}://{host}{':' + port if port else ''}"
+        return None
+    scheme, userinfo, host, port, path = parts
+    user = MASK + "@" if whole and userinfo else ""
+    return f"{scheme}://{user}{host}{':' + port if port else ''}{mask_path(path) if whole else ''}"
 
 
 def parse_problem(error: ValueError) -> str:

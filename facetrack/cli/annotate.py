@@ -14,6 +14,7 @@ from facetrack.cli.common import (
     DetectIntervalOpt,
     GalleryOpt,
     ModelOptions,
+    StoreIfAskedOpt,
     VerboseOpt,
     app,
     blur_mode,
@@ -40,9 +41,7 @@ def annotate(
     models: ModelOptions = NO_MODEL_FLAGS,
     timeline: Annotated[Path | None, typer.Option(
         "--timeline", help="Also draw who was on screen when (.png, .svg or .pdf).")] = None,
-    store: Annotated[str | None, typer.Option(
-        "--store", help="Identity memory (SQLite file, created if missing, or postgresql://user@host:port/db): "
-                        "strangers keep their unknown-N across runs, and every track's sighting is recorded.")] = None,
+    store: StoreIfAskedOpt = None,
     detect_every: DetectIntervalOpt = None,
     blur: BlurOpt = None,
     verbose: VerboseOpt = False,

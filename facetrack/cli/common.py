@@ -46,10 +46,13 @@ DetectIntervalOpt = Annotated[str | None, typer.Option(
                               "frame; auto: 3 for files, measured for live sources).", show_default=False)]
 GalleryOpt = Annotated[Path | None, typer.Option(
     "--gallery", "-g", help="Gallery: a folder of per-person photo folders, or a .db built from one.")]
-StoreOpt = Annotated[str | None, typer.Option(
-    "--store", help="Identity memory (SQLite file, or postgresql://user@host:port/db shared by several machines): "
-                    "strangers keep their unknown-N across runs, sightings are recorded. Default: store.path in "
-                    "the config, else $FACETRACK_HOME/store.db.")]
+_STORE_HELP = ("Identity memory (SQLite file{}, or postgresql://user@host:port/db{}): strangers keep their unknown-N "
+               "across runs, {}")
+StoreOpt = Annotated[str | None, typer.Option("--store", help=_STORE_HELP.format(
+    "", " shared by several machines", "sightings are recorded. Default: store.path in the config, else "
+    "$FACETRACK_HOME/store.db."))]
+StoreIfAskedOpt = Annotated[str | None, typer.Option("--store", help=_STORE_HELP.format(  # annotate: no default store
+    ", created if missing", "", "and every track's sighting is recorded."))]
 BlurOpt = Annotated[str | None, typer.Option(
     "--blur", metavar="unknown|all|none", show_default=False,
     help="Pixelate faces in what is drawn: unknown (every face without a gallery name, strangers and faces not "
