@@ -104,21 +104,22 @@ def _annotate_run(cfg: FacetrackConfig, input: Path, output: Path | None, events
     from facetrack.models.runtime import describe_providers
     from facetrack.runner import file_runner
 
-    console.print(describe_providers(), highlight=False)
     columns = [TextColumn("[bold]annotate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]} fps"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("frames", total=total, fps="–")
+    progress = Progress(*columns, console=console, transient=False)
 
-        def on_frame(index: int) -> None:
-            elapsed = progress.tasks[0].elapsed or 0.0
-            progress.update(task, completed=index + 1,
-                            fps=f"{(index + 1) / elapsed:.1f}" if elapsed > 0 else "–")
+    def on_frame(index: int) -> None:
+        elapsed = progress.tasks[0].elapsed or 0.0
+        progress.update(task, completed=index + 1, fps=f"{(index + 1) / elapsed:.1f}" if elapsed > 0 else "–")
 
-        with tempfile.TemporaryDirectory() as scratch:
-            # The timeline is drawn from the events; without --events they go to a scratch file.
-            events_path = events if events is not None or timeline is None else Path(scratch) / "events.jsonl"
-            runner = file_runner(cfg, input, output, events_path, models=models, on_frame=on_frame)
+    with tempfile.TemporaryDirectory() as scratch:
+        # The timeline is drawn from the events; without --events they go to a scratch file.
+        events_path = events if events is not None or timeline is None else Path(scratch) / "events.jsonl"
+        # The identity memory opens here: a store of another recognizer is refused before anything is printed.
+        runner = file_runner(cfg, input, output, events_path, models=models, on_frame=on_frame)
+        console.print(describe_providers(), highlight=False)
+        with progress:
+            task = progress.add_task("frames", total=total, fps="–")
             summary = runner.run()
             if timeline is not None:
                 _draw_annotate_timeline(events_path, timeline, input)
