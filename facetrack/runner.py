@@ -267,7 +267,7 @@ class Runner(StageLoops):
         errors = [f"camera {c.name}: {c.failure}" for c in self.cameras if c.failure is not None]
         decode_errors = [str(c.source.error) for c in self.cameras if c.source.error]
         pipelines = [c.pipeline for c in self.cameras]
-        stages = {"decode": sum(getattr(c.source, "decode_seconds", 0.0) for c in self.cameras)}
+        stages = {"decode": sum(c.source.decode_seconds for c in self.cameras)}
         for pipeline in pipelines:  # the stages of the frames (embed: planning and aligning; the call is below)
             for stage, seconds in pipeline.times.spent().items():
                 stages[stage] = stages.get(stage, 0.0) + seconds
