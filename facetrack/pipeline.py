@@ -216,6 +216,8 @@ class Pipeline:
                 self.embeddings += len(plan.positions)
             identities, known, sims, states = self.identity.labels(track_ids)
             set_identity_columns(detections, identities, known, sims, states)
+            if self.memory is not None:  # people ignored in the store: their events and faces say so
+                self.memory.mark(result.identity_events, detections)
             self.close_tracks(result.ended, frame.pts)
 
     def _follow_splits(self, result: FrameResult) -> None:

@@ -18,6 +18,7 @@ IDENTITY_STATE = "identity_state"  # N objects: pending | known | unknown | conf
 # N bools, optional: the landmarks were found at the full detection's scale this frame (a full-frame detection, or
 # a crop that was not reduced); faces followed on a reduced crop have coarser landmarks and are not embedded.
 FRESH = "fresh"
+IGNORED = "ignored"  # N bools, optional: the person is marked ignored in the identity store (never alerted)
 
 IDENTITY_COLUMNS = (IDENTITY, KNOWN, SIMILARITY, IDENTITY_STATE)
 

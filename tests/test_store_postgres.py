@@ -127,6 +127,65 @@ def test_purge_and_another_recognizer_refused(make_store: Callable[[], Store]) -
         other.bind_recognizer(Recognizer("0" * 64, "w600k_r50", "/m/r50.onnx", 512))
 
 
+def test_ignore_and_remove_one_template(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    store.bind_recognizer(RECOGNIZER)
+    courier = store.mint_stranger()
+    store.record(_sighting(courier, _unit(1)), template=True)
+    store.record(_sighting(courier, _unit(2)), template=True)
+    assert store.ignore(courier) == courier
+    assert [(p.label, p.ignored) for p in store.people()] == [(courier, True)]
+    store.name(courier, "courier")
+    assert store.person(courier).ignored  # type: ignore[union-attr]  # a naming keeps it
+    assert store.ignore("courier", ignored=False) == "courier" and not store.person("courier").ignored  # type: ignore[union-attr]
+    assert store.ignore("postman") == "postman"  # a gallery name not seen yet: ignored once seen
+    assert store.person("postman").ignored and store.person("postman").named  # type: ignore[union-attr]
+    for bad in ("unknown-99", "nobody"):
+        with pytest.raises(FacetrackError, match="nobody called"):
+            store.ignore(bad, ignored=False)
+    templates = store.person_templates("courier")
+    sightings = {s.id for s in store.sightings("courier")}
+    assert len(templates) == 2 and {t.sighting_id for t in templates} == sightings  # each shows its crop
+    assert store.remove_template("courier", templates[0].id) == 1
+    assert [t.id for t in store.person_templates("courier")] == [templates[1].id]
+    with pytest.raises(FacetrackError, match="no template"):
+        store.remove_template("courier", templates[0].id)
+
+
+def test_a_running_memory_follows_changes_made_elsewhere_person_by_person(make_store: Callable[[], Store]) -> None:
+    """What a running worker holds (bank, named people, former labels, ignored) follows a naming, an ignore and
+    a forget made through another connection, reading again only the people the change journal names."""
+    store = make_store()
+    memory = IdentityMemory(store, StoreConfig(), THRESHOLDS, RECOGNIZER)
+    read: list[object] = []
+    identities = store.identities
+    store.identities = lambda ids=None: (read.append(ids), identities(ids))[1]  # type: ignore[method-assign]
+    try:
+        label = memory.stranger_label(_unit(5), looks=3)
+        memory.record(_sighting(label, _unit(5)))
+        other = make_store()
+        for k in range(20):
+            other.record(_sighting(other.mint_stranger(), _unit(100 + k)), template=True)
+        assert wait_until(lambda: len(memory.bank) == 21, 5, step=0.05)
+        head, _ = other.changes(None)
+        other.name(label, "alice")
+        other.ignore("alice")
+        _, changed = other.changes(head)
+        assert changed is not None and len(changed) == 1  # alice only
+        assert wait_until(lambda: memory.renamed.get(label) == "alice" and "alice" in memory.ignored, 5, step=0.05)
+        gallery = memory.gallery()
+        assert gallery is not None and gallery.names == ["alice"] and len(memory.bank) == 20
+        events: list[dict[str, object]] = [{"type": "identity", "identity": "alice"}, {"identity": "unknown-9"}]
+        memory.mark(events)
+        assert events[0].get("ignored") is True and "ignored" not in events[1]
+        other.forget("alice")
+        assert wait_until(lambda: memory.gallery() is None and not memory.ignored and not memory.renamed, 5,
+                          step=0.05)
+        assert read and all(ids is not None and len(ids) <= 20 for ids in read)  # never everyone again
+    finally:
+        memory.close()
+
+
 # --- several workers, one truth ----------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ import supervision as sv
 
 from facetrack.errors import FacetrackError, OutputError, write_problem
 from facetrack.private import FILE_MODE
-from facetrack.types import IDENTITY, KNOWN, SIMILARITY
+from facetrack.types import IDENTITY, IGNORED, KNOWN, SIMILARITY
 
 Event = dict[str, Any]
 
@@ -46,6 +46,8 @@ def face_records(detections: sv.Detections) -> list[dict[str, Any]]:
             "score": _round(scores[i], 3),
             "box": [_round(v, 1) for v in detections.xyxy[i]],
         })
+        if IGNORED in detections.data and detections.data[IGNORED][i]:
+            faces[-1]["ignored"] = True  # marked ignored in the identity store
     return faces
 
 
