@@ -72,6 +72,10 @@ class AlertRouter:
                 self._ignored.add(key)
             elif kind == "identity" and event.get("identity") is not None:
                 self._ignored.discard(key)  # another person now, or no longer ignored
+        elif kind == "frame":  # a person ignored while their track goes on: its `left` is not sent either
+            for face in event.get("faces", ()):
+                if face.get("ignored"):
+                    self._ignored.add((camera, int(face["track_id"])))
         if kind == "identity":
             decided = decision(event)
             known = decided == "known"

@@ -279,6 +279,9 @@ class SqlStore:
                        sighting.ended, sighting.pts_start, sighting.pts_end, sighting.looks, embedding,
                        sighting.crop)).fetchone()
         sighting.id = int(row[0])
+        if template and not named:  # a stranger's first template (their decision's mean) shows this track's crop
+            self._x(conn, "UPDATE templates SET sighting_id = ? WHERE person_id = ? AND sighting_id IS NULL",
+                    (sighting.id, person_id))
         if template and not named and sighting.embedding is not None and self._add_template(
                 conn, person_id, sighting.embedding, sighting.quality, sighting.id):
             changed.append(person_id)
