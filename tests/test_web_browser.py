@@ -168,7 +168,7 @@ def test_name_a_stranger_in_the_browser_then_seen_finds_them(server: str, store:
         page.close()
 
 
-def test_ignore_and_remove_a_template_from_the_person_page(server: str, store: Path, browser) -> None:  # type: ignore[no-untyped-def]
+def test_ignore_and_remove_a_template_from_the_person_page(server: str, store: Path, browser, shots: Path) -> None:  # type: ignore[no-untyped-def]
     """On the person named by the test above: ignore (no confirm: nothing is lost), then remove a template
     (confirmed first); the CLI reads both back from the store."""
     page = browser.new_page(viewport={"width": 1100, "height": 800})
@@ -184,6 +184,8 @@ def test_ignore_and_remove_a_template_from_the_person_page(server: str, store: P
 
         templates = page.locator("figure.template")
         count = templates.count()
+        page.screenshot(path=str(shots / "web-person.png"), full_page=True)
+        _png(shots / "web-person.png")
         assert count >= 1
         for img in templates.locator("img.face").all():  # each template shows the crop it came from
             assert _decoded_width(img) == 112
