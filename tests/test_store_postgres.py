@@ -220,6 +220,27 @@ def test_workers_deciding_at_the_same_moment_mint_one_id(server: PostgresServer)
             worker.close()
 
 
+def test_the_stranger_decision_with_or_without_pgvector(server: PostgresServer) -> None:
+    """With the `vector` extension on the server the decision is searched in the database (HNSW), without it in
+    memory; either way one person keeps one ID and a new one is minted. (Debian 12 ships no pgvector for
+    PostgreSQL 15: here the server runs without it.)"""
+    url = server.create_database("vectors")
+    store = open_store(url)
+    with store._tx() as conn:  # type: ignore[attr-defined]
+        offered = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone() is not None
+    worker, other = IdentityMemory(store, StoreConfig(), THRESHOLDS, RECOGNIZER), _memory(url)
+    try:
+        assert store.vector_dim == (128 if offered else None)  # type: ignore[attr-defined]
+        first = worker.stranger_label(_unit(11), looks=3)
+        again = _unit(11) + 0.1 * _unit(12)
+        assert other.stranger_label(again / np.linalg.norm(again), looks=3) == first  # the other worker agrees
+        assert worker.stranger_label(_unit(13), looks=3) not in (first, "")  # someone new
+        assert worker.minted == 2 and other.matched == 1
+    finally:
+        worker.close()
+        other.close()
+
+
 def test_one_name_on_two_workers_cameras_is_a_possible_duplicate(server: PostgresServer) -> None:
     url = server.create_database("duplicates")
     entrance, back = _memory(url), _memory(url)

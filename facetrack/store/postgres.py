@@ -35,8 +35,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from facetrack.errors import FacetrackError
-from facetrack.store import Sighting
+from facetrack.store import Sighting, pgvector
 from facetrack.store.bank import BankMatch, StrangerBank
+from facetrack.store.pgvector import VectorSearch
 from facetrack.store.schema_postgres import CHANNEL, LOCK_JOURNAL, LOCK_MINT, PRESENCE, migrate
 from facetrack.store.sql import SqlStore
 
@@ -68,7 +69,7 @@ def _psycopg() -> Any:
     return psycopg
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(VectorSearch, SqlStore):
     """See `facetrack.store.Store` (the SQL is in sql.py); safe to share between the threads of one process."""
 
     CAMERAS = "string_agg(DISTINCT s.camera, ',')"
@@ -76,7 +77,7 @@ class PostgresStore(SqlStore):
 
     def __init__(self, url: str, create: bool = True, max_templates: int = 5, diversity: float = 0.97,
                  queue_size: int = 10000, reserve: int = 2, connect_timeout: float = 5.0,
-                 max_backoff: float = 5.0) -> None:
+                 max_backoff: float = 5.0, vector_search: bool = True) -> None:
         self._pg = _psycopg()
         self.url = url
         self.location = redact(url)
@@ -100,8 +101,12 @@ class PostgresStore(SqlStore):
         self._callback: Callable[[], None] | None = None
         self._listening = threading.Event()
         self._conn = self._connect(first=True)
+        self.vector_search = vector_search  # pgvector, where the server has it (pgvector.py)
+        self.vector_dim: int | None = None  # the store's vector column, once there
         try:
             migrate(self._conn, self.location, create)
+            with self._conn.transaction():
+                self.vector_dim = pgvector.column_dim(self._conn) if vector_search else None
         except self._pg.Error as exc:
             self._conn.close()
             raise FacetrackError(f"cannot set up the store in {self.location}: {exc}") from None

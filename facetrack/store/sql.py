@@ -238,7 +238,7 @@ class SqlStore:
         with self._write() as conn:
             self._lock_people(conn)
             catch_up()
-            match = bank.match(mean)
+            match = self._bank_match(conn, mean, bank)
             if match.label is not None:
                 return match.label, match, False
             label = f"unknown-{self._mint_number(conn)}"
@@ -246,6 +246,10 @@ class SqlStore:
             self._insert_template(conn, person_id, mean, 0.0)
             self._changed(conn, person_id, what="bank")
         return label, match, True
+
+    def _bank_match(self, conn: Any, mean: np.ndarray, bank: StrangerBank) -> BankMatch:
+        """The stranger decision's search: the in-memory bank (PostgreSQL with pgvector: the database)."""
+        return bank.match(mean)
 
     def discard_stranger(self, label: str) -> None:
         with self._write() as conn:
