@@ -186,6 +186,28 @@ def test_a_running_memory_follows_changes_made_elsewhere_person_by_person(make_s
         memory.close()
 
 
+def test_a_worker_behind_a_trimmed_journal_reads_everyone_again(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    memory = IdentityMemory(store, StoreConfig(), THRESHOLDS, RECOGNIZER)
+    try:
+        label = memory.stranger_label(_unit(21), looks=3)
+        head, _ = store.changes(None)
+        other = make_store()
+        other.name(label, "alice")
+        with other._write() as conn:  # type: ignore[attr-defined]  # the journal's rows, two days old
+            other._x(conn, "UPDATE changes SET at = ?", (time.time() - 2 * 86400,))  # type: ignore[attr-defined]
+        other.purge(time.time() - 30 * 86400)  # trims the journal to a day
+        assert other.changes(head)[1] is None  # too far behind: everyone
+        memory.reload()  # what the worker does then (its next refresh finds the same)
+        assert memory.gallery() is not None and memory.gallery().names == ["alice"]  # type: ignore[union-attr]
+        newest, _ = other.changes(None)
+        other.ignore("alice")
+        changed = other.changes(newest)[1]  # from there on, person by person again
+        assert changed is not None and len(changed) == 1
+    finally:
+        memory.close()
+
+
 # --- several workers, one truth ----------------------------------------------------------------------------------
 
 

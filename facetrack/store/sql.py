@@ -175,8 +175,9 @@ class SqlStore:
         """(the journal's newest entry, the people changed after entry `since`); None instead of the people when
         every one must be read again (`since` None, or older than what the journal keeps)."""
         with self._read() as conn:
-            head = int(self._x(conn, "SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
-            if since is None or since < int(self._meta(conn).get("changes_pruned", "0")):
+            pruned = int(self._meta(conn).get("changes_pruned", "0"))  # the newest entry trimmed away
+            head = max(pruned, int(self._x(conn, "SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]))
+            if since is None or since < pruned:
                 return head, None
             rows = self._x(conn, "SELECT person_id FROM changes WHERE seq > ? AND seq <= ?", (since, head))
             return head, {int(r[0]) for r in rows.fetchall()}
