@@ -334,6 +334,36 @@ def test_two_runs_at_once_give_the_same_person_one_id(shared: str) -> None:
     assert person["sightings"] == 2 and not person["named"] and person["templates"] >= 1
 
 
+def test_the_review_page_on_a_postgresql_store(shared: str, server: PostgresServer) -> None:
+    """`serve --store postgresql://…`: the same page and API as on a file, the location shown without password."""
+    pytest.importorskip("fastapi", reason="the web extra is not installed: pip install -e '.[web]'")
+    import warnings
+
+    with warnings.catch_warnings():  # newer Starlette would rather have httpx2 under its test client
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from facetrack.web.app import create_app
+
+    with TestClient(create_app(server.url("shared", password=True)), base_url="http://127.0.0.1:8080") as client:
+        session = client.get("/api/session").json()
+        assert session["store"] == shared and server.password not in json.dumps(session)
+        (person,) = client.get("/api/people").json()["people"]
+        (stranger,) = client.get("/api/strangers").json()["strangers"]
+        label = person["identity"]
+        assert stranger["identity"] == label and person["sightings"] == 2 and len(stranger["crops"]) == 2
+        assert client.get(person["crop"]).content[:3] == b"\xff\xd8\xff"  # the crop, from the database
+        sightings = client.get("/api/sightings", params={"identity": label}).json()["sightings"]
+        assert len(sightings) == 2 and {s["camera"] for s in sightings} == {"cam0"}
+        page = client.get(f"/people/{label}", headers={"accept": "text/html"})
+        assert page.status_code == 200 and 'data-action="remove-template"' in page.text
+        csrf = {"X-CSRF-Token": session["csrf"]}
+        assert client.post(f"/api/people/{label}/ignore", json={}, headers=csrf).json()["ignored"] is True
+        assert people(shared)[label]["ignored"] is True  # what the CLI reads back
+        client.post(f"/api/people/{label}/ignore", json={"ignored": False}, headers=csrf)
+        assert people(shared)[label]["ignored"] is False
+
+
 def _feed(clips: list[Path | None], target: Path) -> Path:
     """One "camera" showing the clips one after the other (re-encoded, 30 fps); None: a few black frames (a cut
     that ends the tracks: the ASL clips share one background)."""

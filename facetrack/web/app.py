@@ -27,9 +27,8 @@ from starlette.concurrency import run_in_threadpool
 
 from facetrack.config import StoreConfig
 from facetrack.errors import FacetrackError
-from facetrack.store import PersonSummary, is_stranger
+from facetrack.store import PersonSummary, is_stranger, open_store
 from facetrack.store.sql import Template
-from facetrack.store.sqlite import SqliteStore
 from facetrack.web.enrol import MAX_PHOTO_BYTES, MAX_PHOTOS, Enrolment, TooLarge, Upload
 from facetrack.web.live import LiveTiles
 from facetrack.web.queries import Seen, StoreQueries, Stranger, iso, parse_when, when
@@ -73,22 +72,21 @@ def _cookie(request: Request) -> str:
     return f"{TOKEN_COOKIE}_{request.url.port or request.url.scheme}"
 
 
-def create_app(store_path: Path, token: str | None = None, config: StoreConfig | None = None,
+def create_app(store_path: Path | str, token: str | None = None, config: StoreConfig | None = None,
                enrolment: Enrolment | None = None, tiles: LiveTiles | None = None) -> FastAPI:
-    """The app on the existing store at `store_path` (opened as the CLI opens it, with `config`'s template
-    limits); with `token`, every request must carry it; with `enrolment`, photos uploaded to /enrol join that
-    gallery; with `tiles` (`watch --serve`), /live shows each camera now."""
+    """The app on the existing store at `store_path` (an SQLite file or a postgresql:// URL, opened as the CLI
+    opens it, with `config`'s template limits); with `token`, every request must carry it; with `enrolment`,
+    photos uploaded to /enrol join that gallery; with `tiles` (`watch --serve`), /live shows each camera now."""
     config = config or StoreConfig()
-    store = SqliteStore(Path(store_path), create=False, max_templates=config.max_templates,
-                        diversity=config.template_diversity)
-    queries = StoreQueries(Path(store_path))
+    store = open_store(store_path, create=False, max_templates=config.max_templates,
+                       diversity=config.template_diversity)
+    queries = StoreQueries(store)  # type: ignore[arg-type]
     csrf = secrets.token_urlsafe(32)
     session = None if token is None else hmac.new(token.encode(), b"facetrack serve", hashlib.sha256).hexdigest()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        queries.close()
         store.close()
 
     app = FastAPI(title="facetrack", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
