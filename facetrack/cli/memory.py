@@ -138,13 +138,15 @@ def people_ignore(
     db, _ = existing_store(store, config)
     try:
         label = db.ignore(identity, ignored=not undo)
+        person = db.person(label)
     finally:
         db.close()
     if as_json:
         print(json.dumps({"identity": label, "ignored": not undo}))
         return
     said = "no longer ignored: alerts about them again" if undo else "ignored: still recognised, never alerted"
-    out.print(f"{label} is {said} ({db.location})", highlight=False)
+    ahead = " (not seen yet: from their first sighting on)" if person is not None and not person.sightings else ""
+    out.print(f"{label} is {said}{ahead} ({db.location})", highlight=False)
 
 
 @app.command()
