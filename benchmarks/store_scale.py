@@ -1,9 +1,12 @@
 """How far one identity store goes: matching a track against the bank in memory for 10k, 100k and 1M templates,
-and the store's write rate (sightings per second) for one and several writers.
+what a running worker's reload costs after one change (incremental) against reading everything again, the store's
+write rate (sightings per second) for one and several writers, and how many cameras one worker takes on this CPU.
 
     python benchmarks/store_scale.py                                  # matching only
     python benchmarks/store_scale.py --store postgresql://facetrack@127.0.0.1:5432/bench --writers 1 4
     python benchmarks/store_scale.py --store bench.db                 # SQLite, for comparison
+    python benchmarks/store_scale.py --sizes --reload 10000 100000    # a worker's reload, SQLite file
+    python benchmarks/store_scale.py --sizes --cameras 1 2 4 --clip clip.mp4 --detector D.onnx --recognizer R.onnx
 
 Matching: `StrangerBank.match` (what each stranger decision does, under the mint lock on PostgreSQL) and the
 gallery's `Gallery.match` (what every embedding of every track does), on random unit vectors with 5 templates per
@@ -13,19 +16,39 @@ worker's reload after a change costs in memory (the database read comes on top).
 Writing: each writer is a thread with its own connection recording `--sightings` sightings of a 128-d embedding
 and a ~6 kB JPEG crop, each its own transaction, as `watch` does when a track ends; every 10th sighting's mean
 is offered as a template. Use a database of its own: the benchmark writes into it.
+
+Reloading: a store with N templates (5 per stranger) in a fresh SQLite file; a worker's `IdentityMemory` loads it,
+then a stranger is named through another connection: the incremental reload (the change journal, that person's
+rows, the bank updated in place) against `reload()` (everything read and the bank rebuilt), best of three.
+
+Cameras: `facetrack watch` with N cameras all reading `--clip` as files (not paced: every frame is processed, as
+fast as the machine goes), identity and a store on. Per N: frames, wall time, total fps, and the CPU time the
+worker used per frame; the CPU cost of one more frame is the slope between the smallest and largest N (model
+loading cancels out), and `cores × 1000 / (ms per frame × fps)` is how many cameras at 5, 10 or 15 fps that is on
+this machine — CPU time is steadier than wall time on a machine shared with other work.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
+from facetrack.config import RecognizerThresholds, StoreConfig
 from facetrack.gallery import Gallery
 from facetrack.store import Recognizer, Sighting, open_store
 from facetrack.store.bank import StrangerBank
+from facetrack.store.memory import IdentityMemory
 
 
 def _units(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -114,18 +137,106 @@ def _write_round(location: str, count: int, sightings: int, crop: bytes, rng: np
     return seconds
 
 
+def reloading(sizes: list[int], dim: int) -> None:
+    print(f"\na worker's reload after one naming, SQLite file ({dim}-d, 5 templates per stranger, best of 3)\n")
+    print("| templates | strangers | first load | incremental reload | full reload |")
+    print("|---:|---:|---:|---:|---:|")
+    rng = np.random.default_rng(2)
+    recognizer = Recognizer("r" * 64, "bench", "/bench.onnx", dim)
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "S.db"
+            open_store(path).close()
+            vectors = _units(n, dim, rng)
+            people = n // 5
+            with sqlite3.connect(path) as conn:  # filled in one transaction: the benchmark's setup, not its subject
+                now = time.time()
+                conn.executemany("INSERT INTO people (id, label, named, created) VALUES (?, ?, 0, ?)",
+                                 [(i + 1, f"unknown-{i + 1}", now) for i in range(people)])
+                conn.executemany("INSERT INTO templates (person_id, embedding, quality, created) VALUES (?, ?, 0.5, ?)",
+                                 [(i // 5 + 1, vectors[i].tobytes(), now) for i in range(n)])
+                conn.execute("INSERT INTO meta VALUES ('next_unknown', ?)", (str(people + 1),))
+            conn.close()
+            store = open_store(path)
+            started = time.perf_counter()
+            thresholds = RecognizerThresholds(threshold=0.4, margin=0.05, relink_threshold=0.45)
+            memory = IdentityMemory(store, StoreConfig(), thresholds, recognizer)
+            first = time.perf_counter() - started
+            editor = open_store(path)
+            incremental, full = [], []
+            k = 0
+            while len(incremental) < 3 and k < 20:
+                k += 1
+                editor.name(f"unknown-{k}", f"person {k}")
+                started = time.perf_counter()
+                if not memory.refresh():
+                    continue  # the store's watcher thread reloaded first: not measured
+                incremental.append(time.perf_counter() - started)
+                assert memory.renamed.get(f"unknown-{k}") == f"person {k}"
+                started = time.perf_counter()
+                memory.reload()
+                full.append(time.perf_counter() - started)
+            editor.close()
+            memory.close()
+        print(f"| {n:,} | {people:,} | {first * 1e3:,.0f} ms | {min(incremental) * 1e3:,.1f} ms | "
+              f"{min(full) * 1e3:,.0f} ms |", flush=True)
+
+
+def cameras(counts: list[int], clip: Path, detector: Path, recognizer: Path) -> None:
+    cores = os.cpu_count() or 1
+    print(f"\ncameras per worker: `watch` of N cameras reading {clip.name} as files, identity and a store on, "
+          f"{cores} cores\n")
+    print("| cameras | frames | wall s | fps (all cameras) | CPU ms per frame |")
+    print("|---:|---:|---:|---:|---:|")
+    rows = []
+    for count in counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            stats = Path(tmp) / "stats.jsonl"
+            command = [sys.executable, "-m", "facetrack", "watch",
+                       *(f"cam{k}={clip}" for k in range(count)), "--store", str(Path(tmp) / "S.db"),
+                       "--stats", str(stats), "--detector", str(detector), "--recognizer", str(recognizer)]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            with open(Path(tmp) / "console.txt", "w") as console:
+                subprocess.run(command, stdout=console, stderr=console, check=True, timeout=1800)
+            wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            final = [json.loads(line) for line in stats.read_text().splitlines()][-1]
+            frames = sum(c["frames"] for c in final["cameras"])
+        rows.append((count, frames, cpu))
+        print(f"| {count} | {frames:,} | {wall:.1f} | {frames / wall:.1f} | {cpu / frames * 1e3:.0f} |", flush=True)
+    if len(rows) > 1 and rows[-1][1] > rows[0][1]:
+        per_frame = (rows[-1][2] - rows[0][2]) / (rows[-1][1] - rows[0][1])
+        print(f"\none more frame costs {per_frame * 1e3:.0f} ms of CPU: on {cores} cores, "
+              + ", ".join(f"{cores / (per_frame * fps):.1f} cameras at {fps} fps" for fps in (5, 10, 15)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000],
+                        help="templates for the matching table (none: skip it)")
+    parser.add_argument("--reload", type=int, nargs="*", default=[], help="templates for the reload table")
+    parser.add_argument("--cameras", type=int, nargs="*", default=[], help="camera counts for the worker table")
+    parser.add_argument("--clip", type=Path, help="the video every camera reads (--cameras)")
+    parser.add_argument("--detector", type=Path, help="detector model (--cameras)")
+    parser.add_argument("--recognizer", type=Path, help="recognizer model (--cameras)")
     parser.add_argument("--dim", type=int, default=128, help="embedding size (128: MobileFaceNet, 512: ArcFace)")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--store", help="also measure writes into this store (postgresql:// URL or .db file)")
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--sightings", type=int, default=500, help="per writer")
     args = parser.parse_args()
-    matching(args.sizes, args.dim, args.repeat)
+    if args.sizes:
+        matching(args.sizes, args.dim, args.repeat)
+    if args.reload:
+        reloading(args.reload, args.dim)
     if args.store:
         writing(args.store, args.writers, args.sightings)
+    if args.cameras:
+        if not (args.clip and args.detector and args.recognizer):
+            parser.error("--cameras needs --clip, --detector and --recognizer")
+        cameras(args.cameras, args.clip, args.detector, args.recognizer)
 
 
 if __name__ == "__main__":

@@ -150,6 +150,8 @@ class IdentityStage:
             identities, known, sims, states = self.identity.labels(track_ids)
             gates = self.scheduler.gates(track_ids, detections.xyxy, detections.data[LANDMARKS])
             set_identity_columns(detections, identities, known, sims, states, self.identity.reasons(track_ids, gates))
+            if self.memory is not None:  # people ignored in the store: their events and faces say so
+                self.memory.mark(result.identity_events, detections)
             self.expire(result.ended, frame.pts)
 
     def _follow_splits(self, result: FrameResult) -> None:

@@ -34,6 +34,7 @@ FRESH = "fresh"
 # confirmed track holds (a face on its first frame, one too faint to track). No event names them; `annotation.blur`
 # pixelates them too, so that no face is drawn in the clear before it is named.
 UNTRACKED = "untracked"
+IGNORED = "ignored"  # N bools, optional: the person is marked ignored in the identity store (never alerted)
 
 IDENTITY_COLUMNS = (IDENTITY, KNOWN, SIMILARITY, IDENTITY_STATE, REASON)
 
@@ -78,6 +79,7 @@ class _FaceRequired(TypedDict):
     similarity: float | None  # to the named person
     score: float  # detector score
     box: list[float]  # x1, y1, x2, y2 in frame pixels
+    ignored: bool  # only when true: the person is marked ignored in the identity store
     reason: str | None  # why identity is None (small, blurred, turned, pending, …); None when it is not
 
 
@@ -176,6 +178,8 @@ def face_records(detections: sv.Detections) -> list[FaceRecord]:
             "box": [_round(v, 1) for v in detections.xyxy[i]],
             "reason": reasons[i],
         })
+        if IGNORED in detections.data and detections.data[IGNORED][i]:
+            faces[-1]["ignored"] = True  # marked ignored in the identity store
     return faces
 
 

@@ -127,6 +127,87 @@ def test_purge_and_another_recognizer_refused(make_store: Callable[[], Store]) -
         other.bind_recognizer(Recognizer("0" * 64, "w600k_r50", "/m/r50.onnx", 512))
 
 
+def test_ignore_and_remove_one_template(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    store.bind_recognizer(RECOGNIZER)
+    courier = store.mint_stranger()
+    store.record(_sighting(courier, _unit(1)), template=True)
+    store.record(_sighting(courier, _unit(2)), template=True)
+    assert store.ignore(courier) == courier
+    assert [(p.label, p.ignored) for p in store.people()] == [(courier, True)]
+    store.name(courier, "courier")
+    assert store.person(courier).ignored  # type: ignore[union-attr]  # a naming keeps it
+    assert store.ignore("courier", ignored=False) == "courier" and not store.person("courier").ignored  # type: ignore[union-attr]
+    assert store.ignore("postman") == "postman"  # a gallery name not seen yet: ignored once seen
+    assert store.person("postman").ignored and store.person("postman").named  # type: ignore[union-attr]
+    for bad in ("unknown-99", "nobody"):
+        with pytest.raises(FacetrackError, match="nobody called"):
+            store.ignore(bad, ignored=False)
+    templates = store.person_templates("courier")
+    sightings = {s.id for s in store.sightings("courier")}
+    assert len(templates) == 2 and {t.sighting_id for t in templates} == sightings  # each shows its crop
+    assert store.remove_template("courier", templates[0].id) == 1
+    assert [t.id for t in store.person_templates("courier")] == [templates[1].id]
+    with pytest.raises(FacetrackError, match="no template"):
+        store.remove_template("courier", templates[0].id)
+
+
+def test_a_running_memory_follows_changes_made_elsewhere_person_by_person(make_store: Callable[[], Store]) -> None:
+    """What a running worker holds (bank, named people, former labels, ignored) follows a naming, an ignore and
+    a forget made through another connection, reading again only the people the change journal names."""
+    store = make_store()
+    memory = IdentityMemory(store, StoreConfig(), THRESHOLDS, RECOGNIZER)
+    read: list[object] = []
+    identities = store.identities
+    store.identities = lambda ids=None: (read.append(ids), identities(ids))[1]  # type: ignore[method-assign]
+    try:
+        label = memory.stranger_label(_unit(5), looks=3)
+        memory.record(_sighting(label, _unit(5)))
+        other = make_store()
+        for k in range(20):
+            other.record(_sighting(other.mint_stranger(), _unit(100 + k)), template=True)
+        assert wait_until(lambda: len(memory.bank) == 21, 5, step=0.05)
+        head, _ = other.changes(None)
+        other.name(label, "alice")
+        other.ignore("alice")
+        _, changed = other.changes(head)
+        assert changed is not None and len(changed) == 1  # alice only
+        assert wait_until(lambda: memory.renamed.get(label) == "alice" and "alice" in memory.ignored, 5, step=0.05)
+        gallery = memory.gallery()
+        assert gallery is not None and gallery.names == ["alice"] and len(memory.bank) == 20
+        events: list[dict[str, object]] = [{"type": "identity", "identity": "alice"}, {"identity": "unknown-9"}]
+        memory.mark(events)
+        assert events[0].get("ignored") is True and "ignored" not in events[1]
+        other.forget("alice")
+        assert wait_until(lambda: memory.gallery() is None and not memory.ignored and not memory.renamed, 5,
+                          step=0.05)
+        assert read and all(ids is not None and len(ids) <= 20 for ids in read)  # never everyone again
+    finally:
+        memory.close()
+
+
+def test_a_worker_behind_a_trimmed_journal_reads_everyone_again(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    memory = IdentityMemory(store, StoreConfig(), THRESHOLDS, RECOGNIZER)
+    try:
+        label = memory.stranger_label(_unit(21), looks=3)
+        head, _ = store.changes(None)
+        other = make_store()
+        other.name(label, "alice")
+        with other._write() as conn:  # type: ignore[attr-defined]  # the journal's rows, two days old
+            other._x(conn, "UPDATE changes SET at = ?", (time.time() - 2 * 86400,))  # type: ignore[attr-defined]
+        other.purge(time.time() - 30 * 86400)  # trims the journal to a day
+        assert other.changes(head)[1] is None  # too far behind: everyone
+        memory.reload()  # what the worker does then (its next refresh finds the same)
+        assert memory.gallery() is not None and memory.gallery().names == ["alice"]  # type: ignore[union-attr]
+        newest, _ = other.changes(None)
+        other.ignore("alice")
+        changed = other.changes(newest)[1]  # from there on, person by person again
+        assert changed is not None and len(changed) == 1
+    finally:
+        memory.close()
+
+
 # --- several workers, one truth ----------------------------------------------------------------------------------
 
 
@@ -159,6 +240,27 @@ def test_workers_deciding_at_the_same_moment_mint_one_id(server: PostgresServer)
     finally:
         for worker in workers:
             worker.close()
+
+
+def test_the_stranger_decision_with_or_without_pgvector(server: PostgresServer) -> None:
+    """With the `vector` extension on the server the decision is searched in the database (HNSW), without it in
+    memory; either way one person keeps one ID and a new one is minted. (Debian 12 ships no pgvector for
+    PostgreSQL 15: here the server runs without it.)"""
+    url = server.create_database("vectors")
+    store = open_store(url)
+    with store._tx() as conn:  # type: ignore[attr-defined]
+        offered = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone() is not None
+    worker, other = IdentityMemory(store, StoreConfig(), THRESHOLDS, RECOGNIZER), _memory(url)
+    try:
+        assert store.vector_dim == (128 if offered else None)  # type: ignore[attr-defined]
+        first = worker.stranger_label(_unit(11), looks=3)
+        again = _unit(11) + 0.1 * _unit(12)
+        assert other.stranger_label(again / np.linalg.norm(again), looks=3) == first  # the other worker agrees
+        assert worker.stranger_label(_unit(13), looks=3) not in (first, "")  # someone new
+        assert worker.minted == 2 and other.matched == 1
+    finally:
+        worker.close()
+        other.close()
 
 
 def test_one_name_on_two_workers_cameras_is_a_possible_duplicate(server: PostgresServer) -> None:
@@ -230,6 +332,36 @@ def test_two_runs_at_once_give_the_same_person_one_id(shared: str) -> None:
     assert len(everyone) == 1, everyone
     (person,) = everyone.values()
     assert person["sightings"] == 2 and not person["named"] and person["templates"] >= 1
+
+
+def test_the_review_page_on_a_postgresql_store(shared: str, server: PostgresServer) -> None:
+    """`serve --store postgresql://…`: the same page and API as on a file, the location shown without password."""
+    pytest.importorskip("fastapi", reason="the web extra is not installed: pip install -e '.[web]'")
+    import warnings
+
+    with warnings.catch_warnings():  # newer Starlette would rather have httpx2 under its test client
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from facetrack.web.app import create_app
+
+    with TestClient(create_app(server.url("shared", password=True)), base_url="http://127.0.0.1:8080") as client:
+        session = client.get("/api/session").json()
+        assert session["store"] == shared and server.password not in json.dumps(session)
+        (person,) = client.get("/api/people").json()["people"]
+        (stranger,) = client.get("/api/strangers").json()["strangers"]
+        label = person["identity"]
+        assert stranger["identity"] == label and person["sightings"] == 2 and len(stranger["crops"]) == 2
+        assert client.get(person["crop"]).content[:3] == b"\xff\xd8\xff"  # the crop, from the database
+        sightings = client.get("/api/sightings", params={"identity": label}).json()["sightings"]
+        assert len(sightings) == 2 and {s["camera"] for s in sightings} == {"cam0"}
+        page = client.get(f"/people/{label}", headers={"accept": "text/html"})
+        assert page.status_code == 200 and 'data-action="remove-template"' in page.text
+        csrf = {"X-CSRF-Token": session["csrf"]}
+        assert client.post(f"/api/people/{label}/ignore", json={}, headers=csrf).json()["ignored"] is True
+        assert people(shared)[label]["ignored"] is True  # what the CLI reads back
+        client.post(f"/api/people/{label}/ignore", json={"ignored": False}, headers=csrf)
+        assert people(shared)[label]["ignored"] is False
 
 
 def _feed(clips: list[Path | None], target: Path) -> Path:

@@ -121,6 +121,38 @@ def test_a_stranger_named_through_the_api_is_what_seen_finds(client: TestClient,
     assert client.get("/api/people/Ada Lovelace").status_code == 404
 
 
+def test_ignore_and_remove_a_template_through_the_api_are_what_the_cli_sees(client: TestClient, store: Path) -> None:
+    label = client.get("/api/strangers").json()["strangers"][0]["identity"]
+    assert client.post(f"/api/people/{label}/ignore", json={}).status_code == 403  # CSRF here too
+    ignored = client.post(f"/api/people/{label}/ignore", json={}, headers=csrf(client))
+    assert ignored.status_code == 200 and ignored.json() == {"identity": label, "ignored": True}
+    cli = {p["identity"]: p for p in cli_json("people", "--store", store, "--json")["people"]}
+    assert cli[label]["ignored"] and not any(p["ignored"] for name, p in cli.items() if name != label)
+    review = client.get("/review", headers={"accept": "text/html"}).text
+    assert f'data-action="ignore" data-identity="{label}" data-ignored="1"' in review
+    assert client.get(f"/api/people/{label}").json()["ignored"] is True
+    undone = client.post(f"/api/people/{label}/ignore", json={"ignored": False}, headers=csrf(client))
+    assert undone.json()["ignored"] is False
+    assert not any(p["ignored"] for p in cli_json("people", "--store", store, "--json")["people"])
+    assert client.post("/api/people/nobody/ignore", json={"ignored": False}, headers=csrf(client)).status_code == 404
+    # The person page lists the templates with the crop of the sighting each came from; one is removed.
+    person = client.get(f"/api/people/{label}").json()
+    templates = person["template_list"]
+    assert len(templates) == person["templates"] >= 1
+    sightings = {s["crop"] for s in person["sightings"]}
+    assert all(t["crop"] in sightings for t in templates)
+    page = client.get(f"/people/{label}", headers={"accept": "text/html"}).text
+    assert all(f'data-template="{t["id"]}"' in page for t in templates)
+    path = f"/api/people/{label}/templates/{templates[0]['id']}/remove"
+    assert client.post(path).status_code == 403
+    removed = client.post(path, headers=csrf(client))
+    assert removed.status_code == 200 and removed.json()["templates"] == len(templates) - 1
+    cli = {p["identity"]: p for p in cli_json("people", "--store", store, "--json")["people"]}
+    assert cli[label]["templates"] == len(templates) - 1
+    again = client.post(path, headers=csrf(client))
+    assert again.status_code == 400 and "no template" in again.json()["error"]
+
+
 def test_a_post_without_the_csrf_token_changes_nothing(client: TestClient, store: Path) -> None:
     label = client.get("/api/strangers").json()["strangers"][0]["identity"]
     for headers in ({}, {"X-CSRF-Token": "guessed"}):

@@ -168,6 +168,38 @@ def test_name_a_stranger_in_the_browser_then_seen_finds_them(server: str, store:
         page.close()
 
 
+def test_ignore_and_remove_a_template_from_the_person_page(server: str, store: Path, browser, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    """On the person named by the test above: ignore (no confirm: nothing is lost), then remove a template
+    (confirmed first); the CLI reads both back from the store."""
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(server + "people/Grace%20Hopper")
+        page.click("button[data-action=ignore]")
+        playwright.expect(page.locator("#flash")).to_contain_text("Grace Hopper is ignored")
+        playwright.expect(page.locator("h1 .badge.ignored")).to_be_visible()
+        playwright.expect(page.locator("button[data-action=ignore]")).to_have_text("Stop ignoring")
+        people = json.loads(run_cli("people", "--store", store, "--json", timeout=60).stdout)["people"]
+        assert {p["identity"]: p["ignored"] for p in people}["Grace Hopper"] is True
+
+        templates = page.locator("figure.template")
+        count = templates.count()
+        page.screenshot(path=str(shots / "web-person.png"), full_page=True)
+        _png(shots / "web-person.png")
+        assert count >= 1
+        for img in templates.locator("img.face").all():  # each template shows the crop it came from
+            assert _decoded_width(img) == 112
+        templates.first.locator("button[data-action=remove-template]").click()
+        playwright.expect(page.locator("#act-question")).to_contain_text("Remove this template of Grace Hopper")
+        page.click("#act-ok")
+        playwright.expect(page.locator("#flash")).to_contain_text(f"{count - 1} template")
+        playwright.expect(page.locator("figure.template")).to_have_count(count - 1)
+        people = json.loads(run_cli("people", "--store", store, "--json", timeout=60).stdout)["people"]
+        assert {p["identity"]: p["templates"] for p in people}["Grace Hopper"] == count - 1
+    finally:
+        page.close()
+
+
 def test_forget_asks_first(server: str, store: Path, browser) -> None:  # type: ignore[no-untyped-def]
     page = browser.new_page()
     page.set_default_timeout(20_000)

@@ -92,11 +92,18 @@ def serve(
 
 
 
-@app.command()
-def people(store: StoreOpt = None, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
-    """Everyone the store remembers, named people and strangers: sightings, first and last seen, cameras."""
+people_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+app.add_typer(people_app, name="people")
+
+
+@people_app.callback()
+def people(ctx: typer.Context, store: StoreOpt = None, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Everyone the store remembers, named people and strangers: sightings, first and last seen, cameras, whether
+    ignored. `people ignore NAME|unknown-N` keeps alerts about someone quiet."""
     import json
 
+    if ctx.invoked_subcommand is not None:
+        return
     db, _ = existing_store(store, config)
     try:
         everyone = db.people()
@@ -105,16 +112,41 @@ def people(store: StoreOpt = None, as_json: JsonOpt = False, config: ConfigOpt =
     if as_json:
         print(json.dumps({"store": db.location, "people": [
             {"identity": p.label, "named": p.named, "sightings": p.sightings, "templates": p.templates,
-             "first_seen": _iso(p.first_seen), "last_seen": _iso(p.last_seen), "cameras": p.cameras}
-            for p in everyone]}))
+             "first_seen": _iso(p.first_seen), "last_seen": _iso(p.last_seen), "cameras": p.cameras,
+             "ignored": p.ignored} for p in everyone]}))
         return
     table = Table(title=f"who was here ({db.location})")
     for column in ("identity", "kind", "sightings", "first seen", "last seen", "cameras", "templates"):
         table.add_column(column)
     for p in everyone:
-        table.add_row(p.label, "person" if p.named else "stranger", str(p.sightings), _when(p.first_seen),
-                      _when(p.last_seen), ", ".join(p.cameras), str(p.templates))
+        kind = ("person" if p.named else "stranger") + (", ignored" if p.ignored else "")
+        table.add_row(p.label, kind, str(p.sightings), _when(p.first_seen), _when(p.last_seen), ", ".join(p.cameras),
+                      str(p.templates))
     out.print(table)
+
+
+@people_app.command("ignore")
+def people_ignore(
+    identity: Annotated[str, typer.Argument(help="A name or unknown-N.", show_default=False)],
+    undo: Annotated[bool, typer.Option("--undo", help="Stop ignoring them: alerts about them again.")] = False,
+    store: StoreOpt = None, as_json: JsonOpt = False, config: ConfigOpt = None,
+) -> None:
+    """Ignore a person or stranger (the courier, yourself): still recognised and remembered, their events say
+    `"ignored": true`, and no MQTT or webhook alert is sent about them. Running workers follow within a second."""
+    import json
+
+    db, _ = existing_store(store, config)
+    try:
+        label = db.ignore(identity, ignored=not undo)
+        person = db.person(label)
+    finally:
+        db.close()
+    if as_json:
+        print(json.dumps({"identity": label, "ignored": not undo}))
+        return
+    said = "no longer ignored: alerts about them again" if undo else "ignored: still recognised, never alerted"
+    ahead = " (not seen yet: from their first sighting on)" if person is not None and not person.sightings else ""
+    out.print(f"{label} is {said}{ahead} ({db.location})", highlight=False)
 
 
 @app.command()

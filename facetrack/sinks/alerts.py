@@ -9,6 +9,8 @@ Topics, under `<prefix>/<camera>/`:
 Frame events are not alerts: they stay in the events file. With an identity memory (`--store`), identity and
 unknown alerts also carry `first_seen` (ISO time of the person's first sighting, or now) and `times_seen` (their
 sightings so far, this one included): a stranger's `unknown-N` is then the same on every camera and every run.
+People ignored in the store (`facetrack people ignore`: their events carry `"ignored": true`) are never alerted:
+neither their identity or unknown alert, nor their possible duplicates, nor their track's `left`.
 """
 
 from __future__ import annotations
@@ -58,24 +60,46 @@ class AlertRouter:
         # With an identity stage, "unknown" comes from its decision; without one, every new face is unknown.
         self.identity_stage = identity_stage
         self._names: dict[tuple[str, int], tuple[str | None, bool]] = {}  # (camera, track) → (identity, known)
+        self._ignored: set[tuple[str, int]] = set()  # (camera, track) of people ignored in the store
         self.sent: dict[str, int] = {}
+        self.skipped = 0  # alerts not sent: about ignored people
 
     def handle(self, camera: str, event: Event) -> None:
         kind = event.get("type")
+        if kind in ("identity", "possible_duplicate"):
+            key = (camera, int(event["track_id"]))
+            if event.get("ignored"):
+                self._ignored.add(key)
+            elif kind == "identity" and event.get("identity") is not None:
+                self._ignored.discard(key)  # another person now, or no longer ignored
+        elif kind == "frame":  # a person ignored while their track goes on: its `left` is not sent either
+            for face in event.get("faces", ()):
+                if face.get("ignored"):
+                    self._ignored.add((camera, int(face["track_id"])))
         if kind == "identity":
             decided = decision(event)
             known = decided == "known"
             self._names[(camera, int(event["track_id"]))] = (event.get("identity"), known)
-            if decided is not None:  # a track going back to undecided, or torn between two, is no news yet
+            if event.get("ignored"):
+                self.skipped += decided is not None
+            elif decided is not None:  # a track going back to undecided, or torn between two, is no news yet
                 extra = self.history(str(event["identity"])) if self.history is not None else {}
                 self._send(camera, "identity" if known else "unknown", {**event, **extra})
         elif kind == "possible_duplicate":  # one gallery name on two cameras at once
-            self._send(camera, "possible_duplicate", event)
+            if event.get("ignored"):
+                self.skipped += 1
+            else:
+                self._send(camera, "possible_duplicate", event)
         elif kind == "track_start" and not self.identity_stage:
             self._send(camera, "unknown", event)
         elif kind == "track_end":
-            name, known = self._names.pop((camera, int(event["track_id"])), (None, False))
-            self._send(camera, "left", {**event, "identity": name, "known": known})
+            key = (camera, int(event["track_id"]))
+            name, known = self._names.pop(key, (None, False))
+            if key in self._ignored:
+                self._ignored.discard(key)
+                self.skipped += 1
+            else:
+                self._send(camera, "left", {**event, "identity": name, "known": known})
 
     def status(self, camera: str, state: str, details: dict[str, Any] | None = None) -> None:
         """The camera's state (online, reconnecting, offline) and rates; retained, so a new subscriber sees it."""

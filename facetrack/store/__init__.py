@@ -1,17 +1,22 @@
 """Who was seen when: people, persistent strangers and sightings, kept across runs and cameras.
 
-`Store` is the interface the rest of facetrack uses; `SqliteStore` (one embedded file) implements it, and a
-PostgreSQL backend can take its place past one machine. `IdentityMemory` (memory.py) is what a run uses: it
+`Store` is the interface the rest of facetrack uses; `SqliteStore` (one embedded file) and `PostgresStore` (several
+machines) implement it, their SQL shared in sql.py. `IdentityMemory` (memory.py) is what a run uses: it
 matches strangers against the bank, mints new `unknown-N`, and writes a sighting when a track ends.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from facetrack.store.bank import BankMatch, StrangerBank
+    from facetrack.store.sql import Identity, Template
 
 STRANGER_PREFIX = "unknown-"
 
@@ -52,6 +57,7 @@ class PersonSummary:
     first_seen: float | None
     last_seen: float | None
     cameras: list[str]
+    ignored: bool = False  # still recognised; events say so, alerts skip them
 
 
 @dataclass(frozen=True)
@@ -76,8 +82,18 @@ class Store(Protocol):
 
     def recognizer(self) -> Recognizer | None: ...
 
-    def changed(self) -> bool:
-        """Whether another connection wrote to the store since the last call."""
+    def changes(self, since: int | None) -> tuple[int, set[int] | None]:
+        """(the change journal's newest entry, the ids of the people changed after entry `since`); None instead of
+        the ids when everyone must be read again."""
+        ...
+
+    def identities(self, ids: Collection[int] | None = None) -> dict[int, Identity | None]:
+        """The people `ids` (None: everyone) as they are now, templates included; None for an id gone."""
+        ...
+
+    def subscribe(self, callback: Callable[[], None], **options: Any) -> None:
+        """Call `callback` from a thread of the store's soon after anyone changed it (PostgreSQL: NOTIFY;
+        SQLite: the file's commits, polled once a second)."""
         ...
 
     def templates(self) -> list[tuple[str, bool, np.ndarray]]:
@@ -86,6 +102,11 @@ class Store(Protocol):
 
     def mint_stranger(self) -> str:
         """A new `unknown-N`, from a counter that never gives a number twice."""
+        ...
+
+    def match_or_mint(self, mean: np.ndarray, bank: StrangerBank,
+                      catch_up: Callable[[], object] = ...) -> tuple[str, BankMatch, bool]:
+        """The persistent ID of a track decided unknown, decided under the store's lock: (label, match, minted)."""
         ...
 
     def discard_stranger(self, label: str) -> None:
@@ -113,6 +134,16 @@ class Store(Protocol):
 
     def merge(self, keep: str, other: str) -> int:
         """`other` goes into `keep`; returns the number of sightings moved."""
+        ...
+
+    def ignore(self, label: str, ignored: bool = True) -> str:
+        """Mark a person ignored (still recognised, never alerted) or no longer; returns their label."""
+        ...
+
+    def person_templates(self, label: str) -> list[Template]: ...
+
+    def remove_template(self, label: str, template_id: int) -> int:
+        """Delete one template of a person; returns how many they have left."""
         ...
 
     def forget(self, label: str) -> int:

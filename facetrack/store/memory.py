@@ -27,6 +27,8 @@ from facetrack.errors import FacetrackError
 from facetrack.gallery import Gallery
 from facetrack.store import Recognizer, Sighting, Store, is_stranger, open_store
 from facetrack.store.bank import StrangerBank
+from facetrack.store.sql import Identity
+from facetrack.types import IDENTITY, IGNORED
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,14 @@ def new_run_id() -> str:
 
 
 class IdentityMemory:
-    """The store as one run sees it; safe to call from several threads."""
+    """The store as one run sees it; safe to call from several threads.
+
+    It keeps every person of the store in memory (label, named, ignored, templates, former labels) and follows
+    the store's change journal: after a change made anywhere — this run, another worker, the CLI, the review page
+    — it reloads only the people the journal names (`refresh`), and the pipelines take the new gallery when
+    `version` moves. The store calls `refresh` from its own thread (PostgreSQL: on NOTIFY; SQLite: within a second
+    of a commit to the file), and this run calls it after its own writes.
+    """
 
     def __init__(self, store: Store, config: StoreConfig, thresholds: RecognizerThresholds, recognizer: Recognizer,
                  run_id: str | None = None) -> None:
@@ -47,38 +56,113 @@ class IdentityMemory:
         self.thresholds = thresholds
         self.run_id = run_id or new_run_id()
         self.bank = StrangerBank(thresholds.bank_threshold, thresholds.bank_margin)
-        self._provisional: dict[str, np.ndarray] = {}  # minted here, track still open: not yet in the store
+        self._provisional: dict[str, np.ndarray] = {}  # minted here, track still open: their decision means
         self._handed: Counter[str] = Counter()  # how many tracks of this run were given each ID
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.minted = 0
         self.matched = 0
         self.written = 0
-        # A shared store (PostgreSQL) announces changes: the bank and the store's named people are reloaded
-        # from a listener thread, and `version` tells the pipelines to take the new gallery.
+        # `version` tells the pipelines to take the new gallery (named people or former labels changed).
         self.version = 0
+        self.reloads = 0  # refreshes that found something changed
         self.base_gallery: Gallery | None = None
-        self._named: list[tuple[str, np.ndarray]] | None = None
+        self._people: dict[int, Identity] = {}  # the store's people by id, as last read
+        self._ids: dict[str, int] = {}  # label → id
+        self._seq: int | None = None  # the journal entry the cache is up to (None: nothing read yet)
         self.renamed: dict[str, str] = {}  # former stranger labels → the label they answer to now
+        self.ignored: frozenset[str] = frozenset()  # labels whose events say `ignored` (and are never alerted)
         self._unfiled: set[str] = set()  # strangers shown while a shared store was away, never written
         # Where each gallery name is: camera → None while on screen there, else the wall time it left.
         self._present: dict[str, dict[str, float | None]] = {}
         self._present_lock = threading.Lock()
-        self._refresh()
+        self.refresh()
         subscribe = getattr(store, "subscribe", None)
-        self._shared = subscribe is not None  # its listener reloads after every change, ours included
         if subscribe is not None:
-            subscribe(self.reload, on_presence=self._heard)
+            subscribe(self.refresh, on_presence=self._heard)
+
+    def refresh(self) -> bool:
+        """Catch up with the store's change journal: reload the people changed since the last call (everyone the
+        first time). Returns whether anything changed."""
+        with self._lock:
+            head, changed = self.store.changes(self._seq)
+            if changed is not None and not changed:
+                self._seq = head
+                return False
+            found = self.store.identities(changed)
+            if changed is None:  # everyone: what is no longer there goes too
+                found = {**dict.fromkeys(self._people), **found}
+            named_moved = self._apply(found)
+            self._seq = head
+            self.reloads += 1
+            if named_moved:
+                self.version += 1
+        log.info("store changed: %d people reloaded", len(found))
+        return True
 
     def reload(self) -> None:
-        """Everything from the store again: the bank and the named people (another worker or a command changed
-        them)."""
+        """Everything from the store again."""
         with self._lock:
-            templates = self._reload()
-            self._named = [(label, v) for label, named, v in templates if named]
-            aliases = getattr(self.store, "aliases", None)
-            self.renamed = aliases() if aliases is not None else {}
-            self.version += 1
-        log.info("store changed: %d templates reloaded", len(templates))
+            self._seq = None
+            self.refresh()
+
+    def _apply(self, found: dict[int, Identity | None]) -> bool:
+        """Put the people just read in place of what was known of them; returns whether named people or former
+        labels changed (the pipelines' gallery and renames)."""
+        named_moved = False
+        bank: dict[str, np.ndarray | None] = {}
+        renamed, ignored = dict(self.renamed), set(self.ignored)
+        for person_id, now in found.items():
+            old = self._people.pop(person_id, None)
+            if old is not None:
+                self._ids.pop(old.label, None)
+                ignored.discard(old.label)
+                for alias in old.aliases:
+                    renamed.pop(alias, None)
+                named_moved = named_moved or old.named or bool(old.aliases)
+                if not old.named:
+                    bank[old.label] = None
+            if now is None:
+                continue
+            self._people[person_id] = now
+            self._ids[now.label] = person_id
+            if now.ignored:
+                ignored.add(now.label)
+            for alias in now.aliases:
+                renamed[alias] = now.label
+            named_moved = named_moved or now.named or bool(now.aliases)
+            if not now.named:
+                bank[now.label] = self._bank_rows(now.label, now.templates)
+        self.bank.update(bank)
+        self.renamed, self.ignored = renamed, frozenset(ignored)
+        return named_moved
+
+    def _bank_rows(self, label: str, templates: np.ndarray) -> np.ndarray | None:
+        """A stranger's rows in the bank: their stored templates, and the decision mean of a track of this run
+        still open (not yet stored as a template)."""
+        extra = self._provisional.get(label)
+        if extra is None:
+            return templates if len(templates) else None
+        return extra[None].astype(np.float32) if not len(templates) else np.concatenate([templates, extra[None]])
+
+    def _rebank(self, label: str) -> None:
+        person = self._people.get(self._ids.get(label, -1))
+        stored = person.templates if person is not None and not person.named else np.empty((0, 0), np.float32)
+        self.bank.set(label, self._bank_rows(label, stored))
+
+    def mark(self, events: list[dict[str, object]], detections: object | None = None) -> None:
+        """Events about ignored people say `"ignored": true`, and so do their faces in frame events (the
+        `IGNORED` column of `detections`)."""
+        ignored = self.ignored
+        if not ignored:
+            return
+        for event in events:
+            if event.get("identity") in ignored:
+                event["ignored"] = True
+        data = getattr(detections, "data", None)
+        if data is not None and IDENTITY in data:
+            marks = np.array([name in ignored for name in data[IDENTITY]], dtype=bool)
+            if marks.any():
+                data[IGNORED] = marks
 
     def arrived(self, name: str, camera: str) -> list[str]:
         """A gallery name decided on `camera`: the other cameras where it is on screen now, or that it left less
@@ -119,30 +203,17 @@ class IdentityMemory:
             return self.base_gallery
         return people if self.base_gallery is None else self.base_gallery.joined(people)
 
-    def _refresh(self) -> None:
-        """Reload the bank when the store changed (another process minted or banked meanwhile)."""
-        if self.store.changed():
-            self._reload()
-
-    def _reload(self) -> list[tuple[str, bool, np.ndarray]]:
-        """The bank: the store's strangers' templates, and the decision means of strangers minted here whose
-        tracks are still open. Returns every template read."""
-        templates = self.store.templates()
-        self.bank.load([(label, v) for label, named, v in templates if not named])
-        for label, mean in self._provisional.items():
-            self.bank.add(label, mean)
-        return templates
-
     def people(self) -> Gallery | None:
         """The store's named people as a gallery, each held to the bank threshold (their templates are video)."""
-        named = self._named if self._named is not None else [
-            (label, v) for label, is_named, v in self.store.templates() if is_named]
+        with self._lock:
+            named = sorted((p for p in self._people.values() if p.named and len(p.templates)),
+                           key=lambda p: p.label)
         if not named:
             return None
-        names = sorted({label for label, _ in named})
-        index = {name: i for i, name in enumerate(names)}
-        return Gallery(names, np.array([index[label] for label, _ in named]), np.stack([v for _, v in named]),
-                       self.recognizer.fingerprint, self.recognizer.name, Path(self.store.location),
+        names = [p.label for p in named]
+        owners = np.concatenate([np.full(len(p.templates), i) for i, p in enumerate(named)])
+        return Gallery(names, owners, np.concatenate([p.templates for p in named]), self.recognizer.fingerprint,
+                       self.recognizer.name, Path(self.store.location),
                        floors=np.full(len(names), self.thresholds.bank_threshold, dtype=np.float32))
 
     def resembles(self, mean: np.ndarray, k: int = 2) -> list[tuple[str, float]]:
@@ -153,41 +224,26 @@ class IdentityMemory:
             return [(self.bank.labels[int(i)], float(sims[i])) for i in np.argsort(-sims)[:k]]
 
     def stranger_label(self, mean: np.ndarray, looks: int) -> str:
-        """The persistent ID of a track just decided unknown: a remembered stranger it matches, or a new one."""
+        """The persistent ID of a track just decided unknown: a remembered stranger it matches, or a new one.
+        The store decides under its lock, against every worker's strangers as they are at that moment."""
         with self._lock:
-            decide = getattr(self.store, "match_or_mint", None)
-            if decide is not None:  # a shared store decides under its lock, against every worker's strangers
-                try:
-                    label, match, minted = decide(mean, self.bank)
-                except FacetrackError as exc:  # the database away and no number left in hand: run-local
-                    label = f"unknown-offline-{len(self._unfiled) + 1}"
-                    self._unfiled.add(label)
-                    log.warning("%s: %s is shown but not remembered", exc, label)
-                    return label
-                self._handed[label] += 1
-                if minted:
-                    self.minted += 1
-                    self._provisional[label] = mean.copy()
-                    log.info("new stranger %s (closest remembered: %.2f, %d looks)", label, match.similarity, looks)
-                else:
-                    self.matched += 1
-                    log.info("stranger matches %s (similarity %.2f, next %.2f, %d looks)", label, match.similarity,
-                             match.runner_up, looks)
+            try:
+                label, match, minted = self.store.match_or_mint(mean, self.bank, self.refresh)
+            except FacetrackError as exc:  # a shared store away and no number left in hand: run-local
+                label = f"unknown-offline-{len(self._unfiled) + 1}"
+                self._unfiled.add(label)
+                log.warning("%s: %s is shown but not remembered", exc, label)
                 return label
-            self._refresh()
-            match = self.bank.match(mean)
-            if match.label is not None:
-                self.matched += 1
-                self._handed[match.label] += 1
-                log.info("stranger matches %s (similarity %.2f, next %.2f, %d looks)", match.label, match.similarity,
-                         match.runner_up, looks)
-                return match.label
-            label = self.store.mint_stranger()
-            self.minted += 1
-            self._provisional[label] = mean.copy()
             self._handed[label] += 1
-            self.bank.add(label, mean)
-            log.info("new stranger %s (closest remembered: %.2f, %d looks)", label, match.similarity, looks)
+            if minted:
+                self.minted += 1
+                self._provisional[label] = mean.astype(np.float32).copy()
+                self._rebank(label)
+                log.info("new stranger %s (closest remembered: %.2f, %d looks)", label, match.similarity, looks)
+            else:
+                self.matched += 1
+                log.info("stranger matches %s (similarity %.2f, next %.2f, %d looks)", label, match.similarity,
+                         match.runner_up, looks)
             return label
 
     def record(self, sighting: Sighting, template: bool = True) -> str | None:
@@ -199,8 +255,9 @@ class IdentityMemory:
         with self._lock:
             filed = self.store.record(sighting, template=bank)
             self.written += 1
-            if (self._provisional.pop(sighting.identity, None) is not None or bank) and not self._shared:
-                self._reload()  # the stranger's final template replaces the decision mean
+            if self._provisional.pop(sighting.identity, None) is not None:
+                self._rebank(sighting.identity)  # the stored templates, without the decision mean
+            self._catch_up()
         return filed
 
     def discard(self, label: str) -> None:
@@ -209,8 +266,14 @@ class IdentityMemory:
             if label in self._provisional and self._handed[label] == 1:
                 del self._provisional[label]
                 self.store.discard_stranger(label)
-                if not self._shared:
-                    self._reload()
+                self._rebank(label)
+                self._catch_up()
+
+    def _catch_up(self) -> None:
+        try:
+            self.refresh()
+        except FacetrackError as exc:  # a shared store away: its reconnection catches up
+            log.debug("%s", exc)
 
     def history(self, label: str) -> dict[str, object]:
         """For alerts: when this person was first seen and how often, counting the sighting now under way."""

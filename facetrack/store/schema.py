@@ -7,6 +7,11 @@ from version n-1 to n. A file made by a newer facetrack is refused rather than g
                 old label write to the right person
     templates   a few diverse embeddings per person, matched against new tracks
     sightings   one per track: camera, run, wall-clock and pts span, looks, mean embedding, best crop (JPEG)
+    changes     the change journal: one row per person whose label, flags or templates changed (person ids
+                only, no name), in commit order; running workers reload just those people (`since` their last)
+
+Version 2 adds `people.ignored` (still recognised, never alerted), `templates.sighting_id` (the sighting a
+template came from, whose crop shows it) and `changes`.
 """
 
 from __future__ import annotations
@@ -14,8 +19,6 @@ from __future__ import annotations
 import sqlite3
 
 from facetrack.errors import FacetrackError
-
-SCHEMA_VERSION = 1
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -55,7 +58,19 @@ CREATE TABLE sightings (
 CREATE INDEX sightings_person ON sightings(person_id, ended);
 CREATE INDEX sightings_ended ON sightings(ended);
 """,
+    2: """
+ALTER TABLE people ADD COLUMN ignored INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE templates ADD COLUMN sighting_id INTEGER REFERENCES sightings(id) ON DELETE SET NULL;
+CREATE INDEX templates_sighting ON templates(sighting_id);
+CREATE TABLE changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    person_id INTEGER NOT NULL,
+    at REAL NOT NULL
+);
+""",
 }
+
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -14,6 +14,7 @@ CHANNEL = "facetrack_store"  # NOTIFY channel: every change to people, aliases o
 PRESENCE = "facetrack_presence"  # NOTIFY channel: where gallery names are on screen now (not stored)
 LOCK_MIGRATE = 0x66740001  # advisory lock keys ("ft" + n)
 LOCK_MINT = 0x66740002
+LOCK_JOURNAL = 0x66740003  # held from a change's journal row to its commit: journal order is commit order
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -53,6 +54,16 @@ CREATE TABLE sightings (
 );
 CREATE INDEX sightings_person ON sightings(person_id, ended);
 CREATE INDEX sightings_ended ON sightings(ended);
+""",
+    2: """
+ALTER TABLE people ADD COLUMN ignored BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE templates ADD COLUMN sighting_id BIGINT REFERENCES sightings(id) ON DELETE SET NULL;
+CREATE INDEX templates_sighting ON templates(sighting_id);
+CREATE TABLE changes (
+    seq BIGSERIAL PRIMARY KEY,
+    person_id BIGINT NOT NULL,
+    at DOUBLE PRECISION NOT NULL
+);
 """,
 }
 

@@ -27,8 +27,8 @@ from starlette.concurrency import run_in_threadpool
 
 from facetrack.config import StoreConfig
 from facetrack.errors import FacetrackError
-from facetrack.store import PersonSummary, is_stranger
-from facetrack.store.sqlite import SqliteStore
+from facetrack.store import PersonSummary, is_stranger, open_store
+from facetrack.store.sql import Template
 from facetrack.web.enrol import MAX_PHOTO_BYTES, MAX_PHOTOS, Enrolment, TooLarge, Upload
 from facetrack.web.live import LiveTiles
 from facetrack.web.queries import Seen, StoreQueries, Stranger, iso, parse_when, when
@@ -56,6 +56,10 @@ class MergeBody(BaseModel):
     into: str
 
 
+class IgnoreBody(BaseModel):
+    ignored: bool = True
+
+
 def _host_name(host_header: str) -> str:
     """The host of a Host header, without the port (IPv6 literals come bracketed)."""
     if host_header.startswith("["):
@@ -68,22 +72,21 @@ def _cookie(request: Request) -> str:
     return f"{TOKEN_COOKIE}_{request.url.port or request.url.scheme}"
 
 
-def create_app(store_path: Path, token: str | None = None, config: StoreConfig | None = None,
+def create_app(store_path: Path | str, token: str | None = None, config: StoreConfig | None = None,
                enrolment: Enrolment | None = None, tiles: LiveTiles | None = None) -> FastAPI:
-    """The app on the existing store at `store_path` (opened as the CLI opens it, with `config`'s template
-    limits); with `token`, every request must carry it; with `enrolment`, photos uploaded to /enrol join that
-    gallery; with `tiles` (`watch --serve`), /live shows each camera now."""
+    """The app on the existing store at `store_path` (an SQLite file or a postgresql:// URL, opened as the CLI
+    opens it, with `config`'s template limits); with `token`, every request must carry it; with `enrolment`,
+    photos uploaded to /enrol join that gallery; with `tiles` (`watch --serve`), /live shows each camera now."""
     config = config or StoreConfig()
-    store = SqliteStore(Path(store_path), create=False, max_templates=config.max_templates,
-                        diversity=config.template_diversity)
-    queries = StoreQueries(Path(store_path))
+    store = open_store(store_path, create=False, max_templates=config.max_templates,
+                       diversity=config.template_diversity)
+    queries = StoreQueries(store)  # type: ignore[arg-type]
     csrf = secrets.token_urlsafe(32)
     session = None if token is None else hmac.new(token.encode(), b"facetrack serve", hashlib.sha256).hexdigest()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        queries.close()
         store.close()
 
     app = FastAPI(title="facetrack", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
@@ -163,7 +166,11 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
         crop = crops.get(p.label)
         return {"identity": p.label, "named": p.named, "sightings": p.sightings, "templates": p.templates,
                 "first_seen": iso(p.first_seen), "last_seen": iso(p.last_seen), "cameras": p.cameras,
-                "crop": None if crop is None else f"/crops/{crop}.jpg"}
+                "ignored": p.ignored, "crop": None if crop is None else f"/crops/{crop}.jpg"}
+
+    def template_json(t: Template) -> dict[str, Any]:
+        return {"id": t.id, "quality": round(t.quality, 3), "created": iso(t.created),
+                "crop": None if t.sighting_id is None else f"/crops/{t.sighting_id}.jpg"}
 
     def seen_json(s: Seen) -> dict[str, Any]:
         return {"id": s.id, "identity": s.identity, "named": s.named, "camera": s.camera, "run_id": s.run_id,
@@ -210,13 +217,15 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
         person = summary(label)
         others = [p for p in store.people() if p.label != label]
         return page(request, "person.html", person=person, sightings=queries.sightings(label),
-                    crops=queries.best_crops(), others=others, active="people")
+                    templates=store.person_templates(label), crops=queries.best_crops(), others=others,
+                    active="people")
 
     @app.get("/review", response_class=HTMLResponse)
     def review_page(request: Request) -> HTMLResponse:
         everyone = store.people()
         return page(request, "review.html", strangers=queries.strangers(), everyone=everyone,
-                    named=[p for p in everyone if p.named], crops=queries.best_crops(), active="review")
+                    named=[p for p in everyone if p.named], crops=queries.best_crops(),
+                    ignored={p.label for p in everyone if p.ignored}, active="review")
 
     @app.get("/search", response_class=HTMLResponse)
     def search_page(request: Request, identity: str | None = None, camera: str | None = None,
@@ -264,7 +273,8 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
         if found is None:
             raise LookupError(label)
         return {**person_json(summary(found[0]), queries.best_crops()),
-                "sightings": [seen_json(s) for s in queries.sightings(found[0])]}
+                "sightings": [seen_json(s) for s in queries.sightings(found[0])],
+                "template_list": [template_json(t) for t in store.person_templates(found[0])]}
 
     @app.get("/api/sightings")
     def api_sightings(identity: str | None = None, camera: str | None = None, since: str | None = None,
@@ -294,6 +304,16 @@ def create_app(store_path: Path, token: str | None = None, config: StoreConfig |
     def api_merge(label: str, body: MergeBody) -> dict[str, Any]:
         moved = store.merge(body.into, label)
         return {"identity": body.into, "merged": label, "sightings_moved": moved}
+
+    @app.post("/api/people/{label}/ignore")
+    def api_ignore(label: str, body: IgnoreBody) -> dict[str, Any]:
+        """Ignored: still recognised, their events say so, never alerted (`facetrack people ignore`)."""
+        return {"identity": store.ignore(label, ignored=body.ignored), "ignored": body.ignored}
+
+    @app.post("/api/people/{label}/templates/{template_id}/remove")
+    def api_remove_template(label: str, template_id: int) -> dict[str, Any]:
+        current = (queries.resolve(label) or (label,))[0]
+        return {"identity": current, "removed": template_id, "templates": store.remove_template(label, template_id)}
 
     @app.post("/api/people/{label}/forget")
     def api_forget(label: str) -> dict[str, Any]:

@@ -1,22 +1,21 @@
 """What the review page asks the store beyond the `Store` protocol: best crops, strangers by last seen, sightings of
 everyone filtered by camera and time, one crop's bytes.
 
-These are reads only, on a connection of their own that cannot write (`query_only`); every change goes through the
-store's methods, the same code as the CLI. They read the tables `facetrack.store.schema` describes.
+These are reads only, in the store's read transactions and its SQL dialect (SQLite or PostgreSQL, sql.py); every
+change goes through the store's methods, the same code as the CLI. They read the tables `facetrack.store.schema`
+describes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from facetrack.errors import FacetrackError
 from facetrack.store import is_stranger
+from facetrack.store.sql import SqlStore
 
 # Crops the review page shows per stranger.
 STRANGER_CROPS = 4
@@ -54,16 +53,14 @@ _SEEN = ("SELECT s.id, p.label, p.named, s.camera, s.run_id, s.track_id, s.start
 
 
 class StoreQueries:
-    """Read-only questions on the store file at `path`; safe to share between threads."""
+    """Read-only questions on `store` (either backend); safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(Path(path), isolation_level=None, check_same_thread=False, timeout=30.0)
-        self._conn.execute("PRAGMA query_only = ON")
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
 
     def _rows(self, sql: str, args: tuple[object, ...] | list[object] = ()) -> list[tuple]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+        with self.store._read() as conn:
+            return list(self.store._x(conn, sql, args).fetchall())
 
     def resolve(self, label: str) -> tuple[str, bool] | None:
         """(current label, named) of a label or of an old one (a stranger since named or merged)."""
@@ -85,8 +82,8 @@ class StoreQueries:
     def strangers(self) -> list[Stranger]:
         """Every stranger, the most recently seen first (never seen ones last)."""
         rows = self._rows(
-            "SELECT p.id, p.label, COUNT(s.id), MIN(s.started), MAX(s.ended), GROUP_CONCAT(DISTINCT s.camera) "
-            "FROM people p LEFT JOIN sightings s ON s.person_id = p.id WHERE p.named = 0 GROUP BY p.id "
+            f"SELECT p.id, p.label, COUNT(s.id), MIN(s.started), MAX(s.ended), {self.store.CAMERAS} "
+            "FROM people p LEFT JOIN sightings s ON s.person_id = p.id WHERE NOT p.named GROUP BY p.id "
             "ORDER BY MAX(s.ended) IS NULL, MAX(s.ended) DESC, p.id DESC")
         found = []
         for person_id, label, count, first, last, cameras in rows:
@@ -125,10 +122,6 @@ class StoreQueries:
     def crop(self, sighting_id: int) -> bytes | None:
         rows = self._rows("SELECT crop FROM sightings WHERE id = ?", (sighting_id,))
         return None if not rows or rows[0][0] is None else bytes(rows[0][0])
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
 
 _AGO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")

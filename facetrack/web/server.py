@@ -63,7 +63,7 @@ def url(host: str, port: int, token: str | None, page: str = "") -> str:
     return f"http://{shown}:{port}/{page}" + (f"?token={token}" if token else "")
 
 
-def serve(store: Path, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
+def serve(store: Path | str, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
           config: StoreConfig | None = None, enrolment: Enrolment | None = None, announce: object = print) -> None:
     """Serve the review page on `store` until interrupted."""
     from facetrack.web import require_extra
@@ -78,7 +78,8 @@ def serve(store: Path, host: str = "127.0.0.1", port: int = 8080, token: str | N
     app = create_app(store, token=token, config=config, enrolment=enrolment)
     sock = bind(host, port)
     port = sock.getsockname()[1]
-    announce(f"facetrack serve: {store} on {url(host, port, token)}  (Ctrl-C stops)")  # type: ignore[operator]
+    where = app.state.store.location  # a database URL without its password
+    announce(f"facetrack serve: {where} on {url(host, port, token)}  (Ctrl-C stops)")  # type: ignore[operator]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
                                            date_header=False))
     try:
@@ -108,7 +109,7 @@ class Background:
         self.sock.close()
 
 
-def serve_beside(store: Path, sock: socket.socket, host: str, token: str | None, config: StoreConfig | None,
+def serve_beside(store: Path | str, sock: socket.socket, host: str, token: str | None, config: StoreConfig | None,
                  tiles: LiveTiles, announce: object = print) -> Background:
     """Start the page with live tiles in a thread, on the store a run is writing, listening on `sock`."""
     from facetrack.web.app import create_app

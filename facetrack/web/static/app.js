@@ -38,13 +38,13 @@ if (pending) {
 }
 
 const dialog = $("act");
-let current = null; // {action, identity, sightings, target, targetNamed}
+let current = null; // {action, identity, sightings, target, targetNamed, template}
 
 function show(step) {
   $("act-pick").hidden = step !== "pick";
   $("act-confirm").hidden = step !== "confirm";
   $("act-next").hidden = step !== "pick";
-  $("act-back").hidden = step !== "confirm" || current.action === "forget";
+  $("act-back").hidden = step !== "confirm" || current.action === "forget" || current.action === "remove-template";
   $("act-ok").hidden = step !== "confirm";
   $("act-error").hidden = true;
 }
@@ -77,8 +77,8 @@ function fillChoices(filter) {
 const named = (node) => node.dataset.named === "1";
 const anyone = () => true;
 
-function open(action, identity, sightings) {
-  current = {action, identity, sightings, target: null, targetNamed: false};
+function open(action, identity, sightings, template) {
+  current = {action, identity, sightings, target: null, targetNamed: false, template};
   $("act-name").value = "";
   $("act-new").hidden = action !== "name";
   if (action === "name") {
@@ -91,6 +91,9 @@ function open(action, identity, sightings) {
     $("act-pick-help").textContent = `Who else is ${identity}? Their sightings go together.`;
     fillChoices(anyone);
     show("pick");
+  } else if (action === "remove-template") {
+    $("act-title").textContent = `Remove a template of ${identity}`;
+    askConfirm();
   } else {
     $("act-title").textContent = `Forget ${identity}`;
     askConfirm();
@@ -125,6 +128,10 @@ function askConfirm() {
     question = `${identity} and ${current.target} are one person: ${what} of ${identity} go to ` +
       `${current.target}, and ${identity} is no more.`;
     $("act-ok").textContent = "Merge";
+  } else if (action === "remove-template") {
+    question = `Remove this template of ${identity}: new tracks are no longer matched against it (the sighting ` +
+      "it came from stays).";
+    $("act-ok").textContent = "Remove";
   } else {
     question = `Erase ${identity} for good: ${what}, the face crops and templates; nothing of them stays in ` +
       "the store.";
@@ -149,12 +156,16 @@ async function commit() {
         ? `${identity} is now ${done.identity} (${plural(done.sightings, "sighting")}).`
         : `${identity} merged into ${done.identity} (${plural(done.sightings_moved, "sighting")} moved).`;
       next = `/people/${encodeURIComponent(done.identity)}`;
+    } else if (action === "remove-template") {
+      const done = await api("POST", `/api/people/${who}/templates/${current.template}/remove`, undefined);
+      text = `Removed a template of ${done.identity} (${plural(done.templates, "template")} left).`;
+      next = location.pathname;
     } else {
       const done = await api("POST", `/api/people/${who}/forget`, undefined);
       text = `Forgot ${identity}: ${plural(done.sightings, "sighting")} erased.`;
       next = "/";
     }
-    const link = action === "forget" ? null : {href: next, text: `${target}'s page`};
+    const link = action === "forget" || action === "remove-template" ? null : {href: next, text: `${target}'s page`};
     sessionStorage.setItem("facetrack-flash", JSON.stringify({text, link}));
     dialog.close();
     // Reviewing goes on where it is; from a person's page, to where that person now is.
@@ -167,9 +178,29 @@ async function commit() {
   }
 }
 
+// Ignoring destroys nothing: no confirm step, undone with the same button.
+async function ignore(button) {
+  const {identity} = button.dataset;
+  const on = button.dataset.ignored !== "1";
+  button.disabled = true;
+  try {
+    await api("POST", `/api/people/${encodeURIComponent(identity)}/ignore`, {ignored: on});
+    sessionStorage.setItem("facetrack-flash", JSON.stringify({
+      text: on ? `${identity} is ignored: still recognised, never alerted.` : `${identity} is no longer ignored.`,
+      link: null}));
+    location.reload();
+  } catch (error) {
+    flash(error.message);
+    button.disabled = false;
+  }
+}
+
 for (const button of document.querySelectorAll("[data-action]")) {
-  button.addEventListener("click", () =>
-    open(button.dataset.action, button.dataset.identity, Number(button.dataset.sightings || 0)));
+  button.addEventListener("click", () => {
+    if (button.dataset.action === "ignore") return ignore(button);
+    open(button.dataset.action, button.dataset.identity, Number(button.dataset.sightings || 0),
+      button.dataset.template);
+  });
 }
 $("act-next").addEventListener("click", askConfirm);
 $("act-back").addEventListener("click", () => show("pick"));
