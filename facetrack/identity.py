@@ -21,17 +21,17 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from facetrack.config import IdentityConfig, RecognizerThresholds
 from facetrack.gallery import Gallery, Match
+from facetrack.types import IdentityEvent, identity_event
 
 State = Literal["pending", "known", "unknown", "conflict"]
 Verdict = Literal["same", "doubt", "other"]  # a decided track's new look against its own mean
 STRANGER = "<stranger>"  # candidate value: matches no gallery person well enough
-Event = dict[str, Any]
 # Why a face shows no identity (types.REASON): a quality gate kept it from being embedded (small, blurred, turned),
 # not enough looks yet (pending), the best gallery match too weak (below_threshold) or too close to the next
 # (margin), or its looks split between two people or its name is on another face with stronger evidence (conflict).
@@ -124,7 +124,7 @@ class IdentityManager:
     def decided_tracks(self) -> set[int]:
         return {t for t, ident in self.tracks.items() if ident.decided}
 
-    def observe(self, track_id: int, embedding: np.ndarray, quality: float) -> list[Event]:
+    def observe(self, track_id: int, embedding: np.ndarray, quality: float) -> list[IdentityEvent]:
         """Take one new embedding of a track as evidence; returns identity events if its identity changed."""
         track = self._track(track_id)
         decay = self.config.evidence_decay
@@ -182,7 +182,7 @@ class IdentityManager:
         """Decided tracks whose last look did not match them: to be looked at again soon."""
         return {t for t, ident in self.tracks.items() if ident.doubts}
 
-    def split(self, track_id: int, new_id: int) -> list[Event]:
+    def split(self, track_id: int, new_id: int) -> list[IdentityEvent]:
         """Track `track_id` turned out to be another person, who goes on as `new_id`: judged afresh from the
         looks that did not match (a new unknown-N, a gallery name, or the re-linked ID of whoever it is). The old
         track is still to be ended (`end`), which remembers its identity for re-linking."""
@@ -195,7 +195,7 @@ class IdentityManager:
         self._visible.discard(track_id)
         self._visible.add(new_id)
         self._track(new_id)
-        events: list[Event] = []
+        events: list[IdentityEvent] = []
         for embedding, quality in looks:
             events += self.observe(new_id, embedding, quality)
         return events
@@ -206,10 +206,10 @@ class IdentityManager:
         if track is not None and track.decided and track.evidence is not None and track.label is not None:
             self._ended.append(_Ended(track_id, track.state, track.label, track.mean, pts))
 
-    def renamed(self, labels: dict[str, str]) -> list[Event]:
+    def renamed(self, labels: dict[str, str]) -> list[IdentityEvent]:
         """Strangers named or merged elsewhere (a shared store): their tracks, live or recently ended, answer to
         the label they have now — a name from the gallery makes the track known at once."""
-        events: list[Event] = []
+        events: list[IdentityEvent] = []
         for track in self.tracks.values():
             new = labels.get(track.label or "") if track.state == "unknown" else None
             if new is None:
@@ -281,7 +281,7 @@ class IdentityManager:
             return None
         return float(self.gallery.similarities(mean)[0, self.gallery.names.index(name)])
 
-    def _decide(self, track: TrackIdentity, candidate: str) -> list[Event]:
+    def _decide(self, track: TrackIdentity, candidate: str) -> list[IdentityEvent]:
         latest, run = track.streak()
         if track.state == "pending":
             needed = self.config.min_evidence + (1 if candidate == STRANGER else 0)
@@ -307,7 +307,7 @@ class IdentityManager:
         return (current is None or current in (first, second)) and n2 >= 2 and n1 < 2 * len(window) / 3 and (
             window[-1] != window[-2])  # still alternating now
 
-    def _assign(self, track: TrackIdentity, candidate: str) -> list[Event]:
+    def _assign(self, track: TrackIdentity, candidate: str) -> list[IdentityEvent]:
         if candidate == STRANGER:
             if track.state == "unknown":
                 return []
@@ -317,7 +317,7 @@ class IdentityManager:
             return self._set(track, "unknown", track.anonymous, None, remembered)
         holder = self._visible_holder(candidate, exclude=track.track_id)
         similarity = self._similarity_to(track.mean, candidate)
-        events: list[Event] = []
+        events: list[IdentityEvent] = []
         if holder is not None:
             # One name, one face: the stronger evidence keeps the name, the other track goes back to undecided.
             if (holder.similarity or -1.0) >= (similarity or -1.0):
@@ -342,7 +342,7 @@ class IdentityManager:
                 return other
         return None
 
-    def _relink(self, track: TrackIdentity) -> list[Event] | None:
+    def _relink(self, track: TrackIdentity) -> list[IdentityEvent] | None:
         """Give a new track the identity of a recently ended one it matches."""
         if not self._ended:
             return None
@@ -364,27 +364,20 @@ class IdentityManager:
         return self._set(track, best.state, best.label, similarity)
 
     def _set(self, track: TrackIdentity, state: State, label: str | None, similarity: float | None,
-             strangers: list[tuple[str, float]] | None = None) -> list[Event]:
+             strangers: list[tuple[str, float]] | None = None) -> list[IdentityEvent]:
         previous = track.label if track.state in ("known", "unknown", "conflict") else None
         track.state, track.similarity = state, similarity
         if state != "conflict":
             track.label = label
         index, pts = self._frame
-        return [{
-            "type": "identity", "track_id": track.track_id,
-            "identity": label if state in ("known", "unknown") else None,
-            "previous": previous, "state": state,
-            "similarity": None if similarity is None else round(similarity, 3),
-            "relinked_from": track.relinked_from if state in ("known", "unknown") else None,
-            "frame": index, "pts": round(pts, 4),
-            "candidates": self._candidates(track, strangers or []),
-        }]
+        return [identity_event(track.track_id, state, label, previous, similarity, track.relinked_from, index, pts,
+                               self._candidates(track, strangers or []))]
 
-    def _candidates(self, track: TrackIdentity, strangers: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    def _candidates(self, track: TrackIdentity, strangers: list[tuple[str, float]]) -> list[tuple[str, float]]:
         """The two gallery people (the store's named ones included), or remembered `strangers`, the track's evidence
         is most like, best first."""
         if track.evidence is None:
             return []
         people = self.gallery.top(track.mean, 2) if self.gallery is not None and len(self.gallery) else []
         best = sorted(people + strangers, key=lambda pair: -pair[1])[:2]
-        return [{"name": name, "similarity": round(sim, 3)} for name, sim in best]
+        return best

@@ -109,6 +109,13 @@ class TrackEvent(_TrackRequired, total=False):
     camera: str
 
 
+class Candidate(TypedDict):
+    """One of the two people (or remembered strangers) an identity decision was closest to."""
+
+    name: str
+    similarity: float
+
+
 class _IdentityRequired(TypedDict):
     type: Literal["identity"]
     track_id: int
@@ -119,10 +126,12 @@ class _IdentityRequired(TypedDict):
     relinked_from: int | None  # the ended track whose identity this one took back
     frame: int
     pts: float
+    candidates: list[Candidate]  # best first, at most two
 
 
 class IdentityEvent(_IdentityRequired, total=False):
     camera: str
+    ignored: bool  # only when true: the person is marked ignored in the identity store
 
 
 class _DuplicateRequired(TypedDict):
@@ -189,6 +198,17 @@ def frame_event(index: int, pts: float, detections: sv.Detections) -> FrameEvent
 
 def track_event(kind: Literal["track_start", "track_end"], track_id: int, index: int, pts: float) -> TrackEvent:
     return {"type": kind, "track_id": int(track_id), "frame": index, "pts": round(pts, 4)}
+
+
+def identity_event(track_id: int, state: str, identity: str | None, previous: str | None,
+                   similarity: float | None, relinked_from: int | None, index: int, pts: float,
+                   candidates: list[tuple[str, float]]) -> IdentityEvent:
+    """A track's identity decision (`identity` and `relinked_from` only once it is known or unknown)."""
+    decided = state in ("known", "unknown")
+    return {"type": "identity", "track_id": int(track_id), "identity": identity if decided else None,
+            "previous": previous, "state": state, "similarity": None if similarity is None else round(similarity, 3),
+            "relinked_from": relinked_from if decided else None, "frame": index, "pts": round(pts, 4),
+            "candidates": [{"name": name, "similarity": round(sim, 3)} for name, sim in candidates]}
 
 
 def duplicate_event(event: IdentityEvent, cameras: list[str]) -> DuplicateEvent:

@@ -2,9 +2,11 @@
 
 The events are the typed dicts of `facetrack/types.py` (stable; later stages fill more fields, never rename them):
   {"type": "frame", "frame": i, "pts": s, "faces": [{"track_id", "identity", "known", "similarity", "score",
-   "box": [x1, y1, x2, y2], "reason"}]}  (reason: why identity is null; null when it is not, or identity is off)
+   "box": [x1, y1, x2, y2], "reason"}]}  (reason: why identity is null; null when it is not, or identity is off;
+   "ignored": true on people the store ignores)
   {"type": "track_start" | "track_end", "track_id", "frame", "pts"}
-  {"type": "identity", "track_id", "identity", "previous", "state", "similarity", "relinked_from", "frame", "pts"}
+  {"type": "identity", "track_id", "identity", "previous", "state", "similarity", "relinked_from", "frame", "pts",
+   "candidates": [{"name", "similarity"}]}
 """
 
 from __future__ import annotations
