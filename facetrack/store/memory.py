@@ -220,8 +220,8 @@ class IdentityMemory:
         """The `k` remembered strangers most like `mean`, best first, with their similarities (what a stranger's
         decision is explained by)."""
         with self._lock:
-            sims = self.bank.similarities(mean)
-            return [(self.bank.labels[int(i)], float(sims[i])) for i in np.argsort(-sims)[:k]]
+            best = sorted(self.bank.similarities(mean).items(), key=lambda pair: -pair[1])[:k]
+            return [(label, float(sim)) for label, sim in best]
 
     def stranger_label(self, mean: np.ndarray, looks: int) -> str:
         """The persistent ID of a track just decided unknown: a remembered stranger it matches, or a new one.
