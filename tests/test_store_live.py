@@ -100,8 +100,12 @@ def run(tmp_path_factory: pytest.TempPathFactory, assets: Path, fast_detector_pa
 
 def test_a_naming_from_another_process_reaches_the_running_watch(run: dict) -> None:
     assert run["returncode"] == 0, run["stderr"]
-    renamed = [e for e in run["events"] if e["type"] == "identity" and e["previous"] == run["stranger"]]
-    assert renamed and renamed[0]["identity"] == "alice" and renamed[0]["state"] == "known"
+    # The stranger's track is renamed; on a loaded machine the face may have been lost and found again in between,
+    # and the new track is then named at once.
+    named = [e for e in run["events"] if e["type"] == "identity" and e["identity"] == "alice"]
+    assert named and named[0]["state"] == "known" and named[0]["previous"] in (run["stranger"], None), named[:1]
+    assert not any(e["type"] == "identity" and e["identity"] == run["stranger"] and e["pts"] > named[0]["pts"]
+                   for e in run["events"])  # never the old ID again
     print(f"naming reached the running watch in {run['naming_latency']:.2f} s")
     assert run["naming_latency"] < 4.0  # polled once a second, on a loaded 2-core machine
     seen = run_cli("seen", "alice", "--store", run["store"], "--json", timeout=60)
