@@ -16,8 +16,9 @@ from typing import Any
 
 from facetrack.errors import FacetrackError
 from facetrack.store import Recognizer
+from facetrack.store.rows import check_name
 from facetrack.store.schema import migrate, schema_version
-from facetrack.store.sql import SqlStore, check_name
+from facetrack.store.sql import SqlStore
 
 __all__ = ["SqliteStore", "check_name"]
 log = logging.getLogger(__name__)
