@@ -218,7 +218,7 @@ def models_quantize(
     verbose: VerboseOpt = False,
 ) -> None:
     """Write an int8 copy of a detector or recognizer (onnxruntime static quantization, calibrated on your
-    footage; a recognizer on the faces the detector finds in it). Needs the `quantize` extra."""
+    footage; a recognizer on the faces the detector finds in it)."""
     from facetrack.models.quantize import quantize_model
     from facetrack.sinks.video import check_distinct, check_writable
 

@@ -24,7 +24,6 @@ from facetrack.errors import FacetrackError
 
 log = logging.getLogger(__name__)
 
-EXTRA = "quantize"  # the optional extra of pyproject.toml that brings `onnx`
 Role = Literal["detector", "recognizer"]
 MIN_OPSET = 13
 
@@ -39,12 +38,15 @@ class QuantizeResult:
     size_after: int
 
 
-def _require_onnx() -> None:
+def _require_quantization() -> None:
+    """onnx is one of facetrack's own dependencies, and onnxruntime ships its quantization tools; an install that
+    lost either (a CPU-less onnxruntime build, a broken environment) is told what to reinstall."""
     try:
         import onnx  # noqa: F401
         import onnxruntime.quantization  # noqa: F401
-    except ImportError:
-        raise FacetrackError(f"int8 quantization needs the onnx package: pip install 'facetrack[{EXTRA}]'") from None
+    except ImportError as exc:
+        raise FacetrackError(f"int8 quantization needs onnx and onnxruntime's quantization tools ({exc}): "
+                             "pip install --force-reinstall onnx onnxruntime") from None
 
 
 def model_role(path: Path) -> Role:
@@ -89,7 +91,7 @@ def quantize_model(model: Path, output: Path, video: Path, config: FacetrackConf
     """Write an int8 copy of `model` to `output`, calibrated on `frames` frames of `video`.
 
     A recognizer is calibrated on the faces `detector` (default: the configured one) finds in those frames."""
-    _require_onnx()
+    _require_quantization()
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     if output.resolve() == model.resolve():
