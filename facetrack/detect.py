@@ -77,14 +77,15 @@ class FaceDetector:
                 "pass an InsightFace SCRFD model such as det_10g.onnx to --detector"
             )
 
-    def detect(self, image: np.ndarray) -> sv.Detections:
-        """Faces in `image` (BGR, H×W×3), highest score first."""
+    def detect(self, image: np.ndarray, threshold: float | None = None) -> sv.Detections:
+        """Faces in `image` (BGR, H×W×3), highest score first; from `threshold` up (default `score_threshold`)."""
         image = _pad_extreme_aspect(image)
-        return self.detect_at(image, self.input_size_for(*image.shape[:2]))
+        return self.detect_at(image, self.input_size_for(*image.shape[:2]), threshold)
 
-    def detect_at(self, image: np.ndarray, input_size: tuple[int, int]) -> sv.Detections:
+    def detect_at(self, image: np.ndarray, input_size: tuple[int, int],
+                  threshold: float | None = None) -> sv.Detections:
         """Faces in `image` scaled to fit `input_size` (width, height; multiples of 32)."""
-        return to_detections(*self.keep_large(*self.raw(image, input_size)))
+        return to_detections(*self.keep_large(*self.raw(image, input_size, threshold)))
 
     def raw(self, image: np.ndarray, input_size: tuple[int, int],
             threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,9 @@ A full detection comes at once, whatever the interval (the reason is counted in 
 - `crowd`: the crops would cost about as much as the whole frame;
 - `new`: the frame after a full detection found a large face that was not there before. A large face is followed
   on a reduced crop, and its landmarks are then too coarse to embed (`FRESH`): a second full detection lets its
-  track, confirmed on its second frame, be embedded at once, so that it is named as soon as without a schedule.
+  track, confirmed on its second frame, be embedded at once, so that it is named as soon as without a schedule;
+- `fresh`: a face due for an embedding was followed on a reduced crop (`want_fresh`, called by the embedding
+  stage): the next frame is detected whole, so that its landmarks are fine enough to embed.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ FILE_INTERVAL = 3  # interval auto on files
 LIVE_INTERVALS = (3, 10)  # interval auto on live sources: the smallest N in this range within the time budget
 CROP_FACTOR = 2.0  # crop side / longer box side
 MIN_CROP = 48  # detector pixels: a small face keeps some context around it
-MAX_CROP = 120  # detector pixels (120 + TILE_GAP: tiles on a 128 grid); a larger face is followed smaller,
-# still ~60 pixels across, plenty for SCRFD
+MAX_CROP = 120  # detector pixels: the largest crop at the full detection's scale (a face of up to 60 pixels)
+REDUCED_CROP = 88  # detector pixels: a face whose crop would be larger is followed at about 44 pixels across
+# (its landmarks are too coarse to embed either way, and SCRFD finds it as surely), a tile on a 96 grid
 TILE_GAP = 8  # black pixels between crops in the mosaic
 MOSAIC_STEP = 64  # mosaic sides are multiples of this: few distinct input shapes
 CROWD_SHARE = 0.6  # a mosaic larger than this share of the full input: detect on the whole frame instead
@@ -79,6 +82,7 @@ class FaceFollower:
         full_w, full_h = self.detector.input_size_for(height, width)
         sizes = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         sides = np.ceil(np.clip(CROP_FACTOR * sizes * scale, MIN_CROP, MAX_CROP)).astype(int)
+        sides[CROP_FACTOR * sizes * scale > MAX_CROP] = REDUCED_CROP
         if self.detector.dynamic:  # the tightest of a few shelf widths
             rows = range(_round_up(int(sides.max())), max(full_w, int(sides.max())) + 1, MOSAIC_STEP)
             tiles, mosaic_w, mosaic_h = min((_shelves(sides, row) for row in rows), key=lambda t: t[1] * t[2])
@@ -93,7 +97,10 @@ class FaceFollower:
             mosaic_w, mosaic_h = full_w, full_h
         canvas = np.zeros((mosaic_h, mosaic_w, 3), dtype=np.uint8)
         centres = (boxes[:, :2] + boxes[:, 2:4]) / 2
-        scales = np.minimum(scale, tiles[:, 2] / (CROP_FACTOR * sizes))  # mosaic pixels per frame pixel, per tile
+        # Mosaic pixels per frame pixel, per tile: the face fills half its tile, at the full detection's scale,
+        # reduced for a large face and enlarged for a small one (up to the frame's own pixels where the full
+        # detection shrinks the frame): a face of 10 detector pixels is found more surely at 24.
+        scales = np.minimum(max(scale, 1.0), tiles[:, 2] / (CROP_FACTOR * sizes))
         origins = centres - tiles[:, 2:3] / scales[:, None] / 2
         for (tx, ty, side), (ox, oy), s in zip(tiles, origins, scales, strict=True):
             warp = np.array([[s, 0.0, -ox * s], [0.0, s, -oy * s]], dtype=np.float64)
@@ -101,9 +108,17 @@ class FaceFollower:
                                                                 flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
         return Mosaic(canvas, tiles, origins, scales)
 
-    def follow(self, image: np.ndarray, boxes: np.ndarray, scale: float) -> tuple[sv.Detections, np.ndarray] | None:
-        """The faces near `boxes` in this frame, and for each box whether its crop showed a face; None when a
-        full detection would cost as much."""
+    def follow(self, image: np.ndarray, boxes: np.ndarray, scale: float,
+               tracked: int | None = None) -> tuple[sv.Detections, np.ndarray, np.ndarray] | None:
+        """The faces near `boxes` in this frame, for each of the first `tracked` boxes (default: all) whether its
+        crop showed a face, and the near misses; None when a full detection would cost as much.
+
+        The boxes after the first `tracked` are near misses: faces scored under `score_threshold` (but from
+        FOLLOW_SCORE of it) that are not tracked. Found again from `score_threshold` up they are faces of this
+        frame; under it, near misses again (N×4), looked for in the next frame. Every frame so gives a face near
+        the threshold its chance, as detecting on every frame would."""
+        tracked = len(boxes) if tracked is None else tracked
+        near = np.zeros((0, 4), dtype=np.float32)
         mosaic = self.mosaic(image, boxes, scale)
         if mosaic is None:
             return None
@@ -130,6 +145,9 @@ class FaceFollower:
             found = found.copy()
             found[:, :4] = found[:, :4] / scales + np.tile(shift, 2)
             marks = marks / scales[:, :, None] + shift[:, None, :]
+            missed = (tile >= tracked) & (found[:, 4] < self.detector.config.score_threshold)
+            near = found[missed, :4].astype(np.float32)
+            found, marks, fresh = found[~missed], marks[~missed], fresh[~missed]
             if len(found) > 1:
                 best = np.argsort(-found[:, 4], kind="stable")
                 found, marks, fresh = found[best], marks[best], fresh[best]
@@ -138,7 +156,7 @@ class FaceFollower:
         faces = to_detections(*self.detector.keep_large(found, marks))
         if len(faces):
             faces.data[FRESH] = fresh[self._large(found)]
-        return faces, shown
+        return faces, shown[:tracked], near
 
     def _large(self, boxes: np.ndarray) -> np.ndarray:
         """Which of `boxes` `keep_large` keeps."""
@@ -171,7 +189,9 @@ class DetectionSchedule:
         self.reasons: Counter[str] = Counter()
         self._since: int | None = None  # frames since the last full detection; None before the first
         self._again = False  # a new large face: detect on the whole frame once more
+        self._fresh_wanted = False  # a face due for an embedding has coarse landmarks
         self._faces = empty_faces()  # the faces of the previous frame: what is followed
+        self._near = np.zeros((0, 4), dtype=np.float32)  # near misses of the previous frame: followed too
         self._reference: np.ndarray | None = None  # thumbnail at the last full detection
         self._full_seconds: float | None = None  # running mean of a full detection's time (live, auto)
 
@@ -183,13 +203,14 @@ class DetectionSchedule:
         thumb = self._thumbnail(frame.image) if self.config.motion_threshold > 0 else None
         reason = self._due(thumb, frame.image.shape[1], restart)
         faces = None
-        if reason is None and len(self._faces):
+        if reason is None and (len(self._faces) or len(self._near)):
             scale = self.detector.scale_for(*frame.image.shape[:2])
-            followed = self.follower.follow(frame.image, self._faces.xyxy, scale)
+            boxes = np.concatenate([self._faces.xyxy, self._near]) if len(self._near) else self._faces.xyxy
+            followed = self.follower.follow(frame.image, boxes, scale, tracked=len(self._faces))
             if followed is None:
                 reason = "crowd"
             else:
-                faces, shown = followed
+                faces, shown, self._near = followed
                 if (~shown & (self._faces.confidence >= LOST_SCORE)).any():
                     reason = "lost"
         if reason is not None:
@@ -208,6 +229,8 @@ class DetectionSchedule:
             return "cut"
         if self._again:
             return "new"
+        if self._fresh_wanted:
+            return "fresh"
         if self._since + 1 >= self.interval:
             return "interval"
         boxes = self._faces.xyxy
@@ -219,6 +242,11 @@ class DetectionSchedule:
         if thumb is not None and self._moved(thumb, thumb.shape[1] / frame_width):
             return "motion"
         return None
+
+    def want_fresh(self) -> None:
+        """A face due for an embedding was followed on a reduced crop: detect on the whole frame next."""
+        if self.interval > 1:
+            self._fresh_wanted = True
 
     def _new_large(self, faces: sv.Detections, shape: tuple[int, int]) -> bool:
         """Whether `faces` holds a face that the previous frame did not, large enough to be followed reduced."""
@@ -234,7 +262,10 @@ class DetectionSchedule:
 
     def _full(self, image: np.ndarray, thumb: np.ndarray | None, reason: str) -> sv.Detections:
         started = time.perf_counter()
-        faces = self.detector.detect(image)
+        faces = self.detector.detect(image, FOLLOW_SCORE * self.detector.config.score_threshold)
+        missed = faces.confidence < self.detector.config.score_threshold
+        self._near = faces.xyxy[missed] if self.interval > 1 else self._near[:0]
+        faces = faces[~missed]
         if len(faces):
             faces.data[FRESH] = np.ones(len(faces), dtype=bool)
         if self.live:
@@ -245,6 +276,7 @@ class DetectionSchedule:
             self.interval = min(high, max(low, math.ceil(self._full_seconds / budget)))
         self.full_detections += 1
         self.reasons[reason] += 1
+        self._fresh_wanted = False
         self._reference = thumb
         return faces
 
