@@ -1,10 +1,19 @@
 """Detection on a schedule: SCRFD on the whole frame every N frames, the faces followed on crops in between.
 
 Full-frame detection is most of facetrack's time on a CPU. Between full detections each face of the previous frame
-is looked for again by the same detector on a square crop around it (about twice the box, at the scale of the
-full detection), all crops packed into one small mosaic so that one pass serves every face. The crops give real
-boxes, scores and landmarks; a face its crop does not show is absent from the frame, and ByteTrack counts it as
-missed, as it would a face the full detector missed.
+is looked for again by the same detector on a square crop around it (twice the box), all crops packed into one
+small mosaic so that one pass serves every face. A crop is at the scale of the full detection for a face of up to
+60 detector pixels; a larger face is followed at about 44 pixels (REDUCED_CROP: its landmarks are then too coarse
+to embed, `FRESH` is False), and a small face is enlarged, up to the frame's own pixels, so that a face of 10
+detector pixels in a 1080p frame is looked for at 24. The crops give real boxes, scores and landmarks; a face its
+crop does not show is absent from the frame, and ByteTrack counts it as missed, as it would a face the full
+detector missed. Near misses (faces the full detection scored from FOLLOW_SCORE × `score_threshold` up but under
+it) are followed too, so that a face near the threshold gets its chance on every frame, as it would if every
+frame were detected.
+
+A face is followed at the full detection's scale, whatever its size, in the frame after a full detection found it
+large and new, and in the frame after the embedding stage asked for it (`want_fresh`: it was due for an embedding
+but its landmarks came from a reduced crop): its track is then embedded, and named, as soon as without a schedule.
 
 A full detection comes at once, whatever the interval (the reason is counted in `DetectionSchedule.reasons`):
 - `start`: the first frame; `cut`: after a shot cut or a clock break (the tracks end there);
@@ -12,12 +21,7 @@ A full detection comes at once, whatever the interval (the reason is counted in 
 - `overlap`: followed faces overlap (their crops would mix them up);
 - `motion`: a grey thumbnail changed, away from the faces and the bodies below them, since the last full
   detection: someone may have entered;
-- `crowd`: the crops would cost about as much as the whole frame;
-- `new`: the frame after a full detection found a large face that was not there before. A large face is followed
-  on a reduced crop, and its landmarks are then too coarse to embed (`FRESH`): a second full detection lets its
-  track, confirmed on its second frame, be embedded at once, so that it is named as soon as without a schedule;
-- `fresh`: a face due for an embedding was followed on a reduced crop (`want_fresh`, called by the embedding
-  stage): the next frame is detected whole, so that its landmarks are fine enough to embed.
+- `crowd`: the crops would cost about as much as the whole frame.
 """
 
 from __future__ import annotations
@@ -75,14 +79,18 @@ class FaceFollower:
     def __init__(self, detector: FaceDetector) -> None:
         self.detector = detector
 
-    def mosaic(self, image: np.ndarray, boxes: np.ndarray, scale: float) -> Mosaic | None:
+    def mosaic(self, image: np.ndarray, boxes: np.ndarray, scale: float,
+               whole: np.ndarray | None = None) -> Mosaic | None:
         """The crops around `boxes` (N×4, frame pixels) packed in shelves; None when they would cost about as
-        much as the whole frame (or do not fit a fixed-size detector)."""
+        much as the whole frame (or do not fit a fixed-size detector). `whole` (N bools): crops kept at the full
+        detection's scale however large, for landmarks fine enough to embed."""
         height, width = image.shape[:2]
         full_w, full_h = self.detector.input_size_for(height, width)
         sizes = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         sides = np.ceil(np.clip(CROP_FACTOR * sizes * scale, MIN_CROP, MAX_CROP)).astype(int)
         sides[CROP_FACTOR * sizes * scale > MAX_CROP] = REDUCED_CROP
+        if whole is not None and whole.any():
+            sides[whole] = np.ceil(np.maximum(CROP_FACTOR * sizes[whole] * scale, MIN_CROP)).astype(int)
         if self.detector.dynamic:  # the tightest of a few shelf widths
             rows = range(_round_up(int(sides.max())), max(full_w, int(sides.max())) + 1, MOSAIC_STEP)
             tiles, mosaic_w, mosaic_h = min((_shelves(sides, row) for row in rows), key=lambda t: t[1] * t[2])
@@ -108,18 +116,18 @@ class FaceFollower:
                                                                 flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
         return Mosaic(canvas, tiles, origins, scales)
 
-    def follow(self, image: np.ndarray, boxes: np.ndarray, scale: float,
-               tracked: int | None = None) -> tuple[sv.Detections, np.ndarray, np.ndarray] | None:
+    def follow(self, image: np.ndarray, boxes: np.ndarray, scale: float, tracked: int | None = None,
+               whole: np.ndarray | None = None) -> tuple[sv.Detections, np.ndarray, np.ndarray] | None:
         """The faces near `boxes` in this frame, for each of the first `tracked` boxes (default: all) whether its
         crop showed a face, and the near misses; None when a full detection would cost as much.
 
         The boxes after the first `tracked` are near misses: faces scored under `score_threshold` (but from
         FOLLOW_SCORE of it) that are not tracked. Found again from `score_threshold` up they are faces of this
         frame; under it, near misses again (N×4), looked for in the next frame. Every frame so gives a face near
-        the threshold its chance, as detecting on every frame would."""
+        the threshold its chance, as detecting on every frame would. `whole`: as in `mosaic`."""
         tracked = len(boxes) if tracked is None else tracked
         near = np.zeros((0, 4), dtype=np.float32)
-        mosaic = self.mosaic(image, boxes, scale)
+        mosaic = self.mosaic(image, boxes, scale, whole)
         if mosaic is None:
             return None
         height, width = mosaic.image.shape[:2]
@@ -188,8 +196,7 @@ class DetectionSchedule:
         self.frames = 0
         self.reasons: Counter[str] = Counter()
         self._since: int | None = None  # frames since the last full detection; None before the first
-        self._again = False  # a new large face: detect on the whole frame once more
-        self._fresh_wanted = False  # a face due for an embedding has coarse landmarks
+        self._wanted = np.zeros((0, 4), dtype=np.float32)  # faces to follow at full scale in the next frame
         self._faces = empty_faces()  # the faces of the previous frame: what is followed
         self._near = np.zeros((0, 4), dtype=np.float32)  # near misses of the previous frame: followed too
         self._reference: np.ndarray | None = None  # thumbnail at the last full detection
@@ -206,16 +213,20 @@ class DetectionSchedule:
         if reason is None and (len(self._faces) or len(self._near)):
             scale = self.detector.scale_for(*frame.image.shape[:2])
             boxes = np.concatenate([self._faces.xyxy, self._near]) if len(self._near) else self._faces.xyxy
-            followed = self.follower.follow(frame.image, boxes, scale, tracked=len(self._faces))
+            whole = np.zeros(len(boxes), dtype=bool)
+            if len(self._wanted) and len(self._faces):
+                whole[:len(self._faces)] = sv.box_iou_batch(self._faces.xyxy, self._wanted).max(axis=1) >= 0.3
+            followed = self.follower.follow(frame.image, boxes, scale, tracked=len(self._faces), whole=whole)
             if followed is None:
                 reason = "crowd"
             else:
                 faces, shown, self._near = followed
                 if (~shown & (self._faces.confidence >= LOST_SCORE)).any():
                     reason = "lost"
+        self._wanted = self._wanted[:0]
         if reason is not None:
             faces = self._full(frame.image, thumb, reason)
-            self._again = reason != "new" and self._new_large(faces, frame.image.shape[:2])
+            self._wanted = self._new_large(faces, frame.image.shape[:2])
         elif faces is None:
             faces = empty_faces()  # nobody to follow and nothing moved
         self._since = 0 if reason is not None else (self._since or 0) + 1
@@ -227,10 +238,6 @@ class DetectionSchedule:
             return "start"
         if restart:
             return "cut"
-        if self._again:
-            return "new"
-        if self._fresh_wanted:
-            return "fresh"
         if self._since + 1 >= self.interval:
             return "interval"
         boxes = self._faces.xyxy
@@ -243,22 +250,21 @@ class DetectionSchedule:
             return "motion"
         return None
 
-    def want_fresh(self) -> None:
-        """A face due for an embedding was followed on a reduced crop: detect on the whole frame next."""
+    def want_fresh(self, box: np.ndarray) -> None:
+        """The face at `box` is due for an embedding but was followed on a reduced crop: follow it at the full
+        detection's scale in the next frame (its landmarks are then fine enough to embed)."""
         if self.interval > 1:
-            self._fresh_wanted = True
+            self._wanted = np.concatenate([self._wanted, np.asarray(box, dtype=np.float32).reshape(1, 4)])
 
-    def _new_large(self, faces: sv.Detections, shape: tuple[int, int]) -> bool:
-        """Whether `faces` holds a face that the previous frame did not, large enough to be followed reduced."""
+    def _new_large(self, faces: sv.Detections, shape: tuple[int, int]) -> np.ndarray:
+        """The boxes of `faces` that the previous frame did not hold and that are large enough to be followed
+        reduced (N×4)."""
         scale = self.detector.scale_for(*shape)
         sides = np.maximum(faces.xyxy[:, 2] - faces.xyxy[:, 0], faces.xyxy[:, 3] - faces.xyxy[:, 1])
         large = CROP_FACTOR * sides * scale > MAX_CROP
-        if not large.any():
-            return False
-        if not len(self._faces):
-            return True
-        seen = sv.box_iou_batch(faces.xyxy[large], self._faces.xyxy).max(axis=1) >= 0.3
-        return not seen.all()
+        if large.any() and len(self._faces):
+            large[large] = sv.box_iou_batch(faces.xyxy[large], self._faces.xyxy).max(axis=1) < 0.3
+        return faces.xyxy[large].astype(np.float32)
 
     def _full(self, image: np.ndarray, thumb: np.ndarray | None, reason: str) -> sv.Detections:
         started = time.perf_counter()
@@ -276,7 +282,6 @@ class DetectionSchedule:
             self.interval = min(high, max(low, math.ceil(self._full_seconds / budget)))
         self.full_detections += 1
         self.reasons[reason] += 1
-        self._fresh_wanted = False
         self._reference = thumb
         return faces
 

@@ -166,7 +166,7 @@ class Pipeline:
             fresh = detections.data.get(FRESH)  # faces followed on a reduced crop wait for a full detection
             for i in self.scheduler.select(track_ids, views, pts, self.identity.decided_tracks(), suspect):
                 if fresh is not None and not fresh[i]:
-                    self.schedule.want_fresh()
+                    self.schedule.want_fresh(boxes[i])
                     continue
                 crop = self.embedder.align(result.frame.image, landmarks[i:i + 1])
                 quality = face_quality(boxes[i:i + 1], landmarks[i:i + 1], crop)[0]
