@@ -8,6 +8,7 @@ scrfd_500m_bnkps, 640×640) gets the frame letterboxed.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from facetrack.types import LANDMARKS, empty_faces
 
 log = logging.getLogger(__name__)
 
+_SCRFD_PARAMETERS = inspect.signature(SCRFD.__init__).parameters
 # SCRFD exports have 3 or 5 strides × (score, box[, landmarks]) outputs; 9 and 15 are the ones with landmarks.
 _OUTPUTS_WITH_LANDMARKS = (9, 15)
 
@@ -35,7 +37,10 @@ class FaceDetector:
         self._check_is_scrfd(model_path, session)
         self.model_path = model_path
         self.config = config
-        self._scrfd = SCRFD(model_file=str(model_path), session=session)
+        # InsightFace 2 builds one more session for every other input size (a follow mosaic, a photo) unless told
+        # not to: building it costs as much as several detections, running it no less than the dynamic one.
+        extra = {"static_shape_sessions": False} if "static_shape_sessions" in _SCRFD_PARAMETERS else {}
+        self._scrfd = SCRFD(model_file=str(model_path), session=session, **extra)
         self._scrfd.prepare(0, input_size=tuple(config.input_size), det_thresh=config.score_threshold,
                             nms_thresh=config.nms_threshold)
         fixed = getattr(self._scrfd, "static_input_size", None)
