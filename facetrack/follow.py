@@ -43,7 +43,7 @@ from facetrack.types import FRESH, empty_faces
 
 log = logging.getLogger(__name__)
 
-FILE_INTERVAL = 3  # interval auto on files
+FILE_INTERVAL = 5  # interval auto on files
 LIVE_INTERVALS = (3, 10)  # interval auto on live sources: the smallest N in this range within the time budget
 CROP_FACTOR = 2.0  # crop side / longer box side
 MIN_CROP = 48  # detector pixels: a small face keeps some context around it

@@ -181,7 +181,7 @@ def test_interval_auto_for_files_live_sources_and_fixed_size_detectors(faces: di
                                                                       detector: FaceDetector, detector_path: Path,
                                                                       fast_detector_path: Path) -> None:
     config = _config(detector_path)
-    assert Pipeline(config, detector=detector, frame_rate=FPS).schedule.interval == 3  # a file
+    assert Pipeline(config, detector=detector, frame_rate=FPS).schedule.interval == 5  # a file
     images = [_scene(_background(), [(faces["obama"], 40 + 4 * i, 40)]) for i in range(6)]
     for frame_rate, expected in ((1.0, 3), (10_000.0, 10)):  # a full detection is quick for 1 fps, not 10 000
         live = Pipeline(config, detector=detector, frame_rate=frame_rate, live=True)
