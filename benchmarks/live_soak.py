@@ -77,7 +77,8 @@ def main() -> int:
             clip = encode_feed([(c, 1) for c in args.clip], tmp / "feed_source.mp4", (width, height), args.fps or 30)
         feed = looped_clip(clip, tmp / "feed.mp4", repeats=max(2, int(args.seconds / seconds_of(clip)) + 2))
         config = tmp / "live.yaml"
-        config.write_text("live:\n  stats_interval: 5\n")
+        # A store of its own: the user's default store may hold another recognizer's embeddings.
+        config.write_text(f"live:\n  stats_interval: 5\nstore:\n  path: {tmp / 'store.db'}\n")
         stats, events = tmp / "stats.jsonl", tmp / "events.jsonl"
         command = [sys.executable, "-m", "facetrack", "watch", "", "--events", str(events), "--stats", str(stats),
                    "--duration", str(args.seconds), "-c", str(config), "--detector", str(args.detector)]
