@@ -11,6 +11,16 @@ looped, runs `facetrack watch` on it for `--seconds`, restarts the server `--res
 then faces), the server restarted 10 times; it reports crashes (tracebacks or a failed exit), reconnects, frames,
 drops and memory at start and end.
 
+`--size` and `--fps` make the stream of another size and rate from the clips given with `--clip` (one or more,
+played one after the other, each scaled to the size), e.g. a 1280×720, 30 fps camera:
+
+    python benchmarks/live_soak.py --seconds 300 --restarts 0 --size 1280x720 --fps 30 \
+        --clip ../shared/media/video/short_hamilton_clip.mp4 --clip ../shared/media/real/crowd_1080p.mp4 \
+        --detector ../shared/models/scrfd_500m_bnkps.onnx --recognizer twin.onnx --gallery ../shared/media/gallery
+
+Time to name is per track that lasted at least 0.5 s: from its first frame to its first identity (a gallery
+name or an `unknown-N`), in stream time.
+
 Latency is end to end: from a frame leaving the decoder to its events being written.
 """
 
@@ -40,7 +50,10 @@ def main() -> int:
     parser.add_argument("--soak", action="store_true",
                         help="30 minutes, empty office + test clip, 10 restarts (unless given otherwise)")
     media = Path(os.environ.get("FACETRACK_TEST_ASSETS", ROOT.parent / "shared")) / "media"
-    parser.add_argument("--clip", type=Path, default=media / "video/short_hamilton_clip.mp4")
+    parser.add_argument("--clip", type=Path, action="append",
+                        help="footage of the stream (repeatable; default: the test clip)")
+    parser.add_argument("--size", help="the stream's size, WxH (default: the clip's own)")
+    parser.add_argument("--fps", type=int, help="the stream's frame rate (default: the clip's own)")
     parser.add_argument("--office", type=Path, default=media / "real/empty_room_people_walk_in.mp4",
                         help="the footage played before the clip in --soak mode")
     parser.add_argument("--keep", type=Path, help="copy the run's stats and events into this folder")
@@ -48,6 +61,7 @@ def main() -> int:
     parser.add_argument("--recognizer", type=Path)
     parser.add_argument("--gallery", type=Path)
     args = parser.parse_args()
+    args.clip = args.clip or [media / "video/short_hamilton_clip.mp4"]
     if args.soak:
         given = set(sys.argv)
         args.seconds = args.seconds if "--seconds" in given else 1800.0
@@ -55,12 +69,16 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        clip = args.clip
+        clip = args.clip[0]
         if args.soak:
-            clip = office_then_clip(args.office, args.clip, tmp / "office_then_clip.mp4")
+            clip = office_then_clip(args.office, args.clip[0], tmp / "office_then_clip.mp4")
+        elif args.size or args.fps or len(args.clip) > 1:
+            width, height = (int(v) for v in (args.size or "1280x720").lower().split("x"))
+            clip = encode_feed([(c, 1) for c in args.clip], tmp / "feed_source.mp4", (width, height), args.fps or 30)
         feed = looped_clip(clip, tmp / "feed.mp4", repeats=max(2, int(args.seconds / seconds_of(clip)) + 2))
         config = tmp / "live.yaml"
-        config.write_text("live:\n  stats_interval: 5\n")
+        # A store of its own: the user's default store may hold another recognizer's embeddings.
+        config.write_text(f"live:\n  stats_interval: 5\nstore:\n  path: {tmp / 'store.db'}\n")
         stats, events = tmp / "stats.jsonl", tmp / "events.jsonl"
         command = [sys.executable, "-m", "facetrack", "watch", "", "--events", str(events), "--stats", str(stats),
                    "--duration", str(args.seconds), "-c", str(config), "--detector", str(args.detector)]
@@ -98,6 +116,7 @@ def main() -> int:
             (args.keep / "stderr.txt").write_text(stderr)
         reports = [json.loads(line) for line in stats.read_text().splitlines()]
         frames = sum(1 for line in events.read_text().splitlines() if '"type":"frame"' in line)
+        naming = time_to_name(events)
     final = reports[-1]
     camera = final["cameras"][0]
     online = [r["cameras"][0]["fps"] for r in reports[1:-1] if r["cameras"][0]["state"] == "online"]
@@ -115,6 +134,8 @@ def main() -> int:
         "reconnect seconds (outage included)": camera["last_reconnect_s"],
         "rss MiB first report / end / growth": (reports[0]["rss_mb"], final["rss_mb"],
                                                 round(final["rss_mb"] - reports[0]["rss_mb"], 1)),
+        "time to name s p50 / p95 / max (tracks of 0.5 s or more)": naming["seconds"],
+        "tracks named / tracks of 0.5 s or more": naming["named"],
         "stages": final["stages"],
     }
     print(json.dumps(summary, indent=2))
@@ -128,10 +149,41 @@ def seconds_of(video: Path) -> float:
         return container.duration / 1_000_000 if container.duration else 9.0
 
 
+def time_to_name(events: Path, least: float = 0.5) -> dict:
+    """Per track that lasted `least` seconds or more: stream seconds from its first frame to its first identity."""
+    starts: dict[int, float] = {}
+    ends: dict[int, float] = {}
+    named: dict[int, float] = {}
+    for line in events.read_text().splitlines():
+        event = json.loads(line)
+        kind, track = event.get("type"), event.get("track_id")
+        if kind == "track_start":
+            starts.setdefault(track, event["pts"])
+        elif kind == "track_end":
+            ends[track] = event["pts"]
+        elif kind == "identity" and track not in named and event.get("identity"):
+            named[track] = event["pts"]
+    lasting = [t for t, start in starts.items() if ends.get(t, float("inf")) - start >= least]
+    delays = sorted(named[t] - starts[t] for t in lasting if t in named)
+
+    def at(q: float) -> float | None:
+        return round(delays[min(len(delays) - 1, int(q * len(delays)))], 3) if delays else None
+
+    return {"seconds": (at(0.5), at(0.95), round(delays[-1], 3) if delays else None),
+            "named": f"{len(delays)} / {len(lasting)}"}
+
+
 def office_then_clip(office: Path, clip: Path, target: Path, size: tuple[int, int] = (640, 360),
                      fps: int = 15) -> Path:
     """The empty office (nobody in view for long stretches), then the test clip (faces), as one H.264 stream
     of one size and rate, so the looping server can play them back to back."""
+    return encode_feed([(office, 1), (clip, 2)], target, size, fps)  # 10 fps office as is; the 30 fps clip halved
+
+
+def encode_feed(sources: list[tuple[Path, int]], target: Path, size: tuple[int, int], fps: int) -> Path:
+    """The `sources` (path, keep every n-th frame) one after the other, scaled to `size`, as one H.264 stream of
+    `fps` frames a second (the frames keep their order, not their timing), so the looping server can play them
+    back to back."""
     import av
     import cv2
 
@@ -139,7 +191,7 @@ def office_then_clip(office: Path, clip: Path, target: Path, size: tuple[int, in
         stream = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "26"})
         stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
         index = 0
-        for source, keep_every in ((office, 1), (clip, 2)):  # 10 fps office as is; the 30 fps clip halved
+        for source, keep_every in sources:
             with av.open(str(source)) as container:
                 for n, frame in enumerate(container.decode(video=0)):
                     if n % keep_every:

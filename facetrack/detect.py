@@ -8,6 +8,7 @@ scrfd_500m_bnkps, 640×640) gets the frame letterboxed.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from facetrack.types import LANDMARKS, empty_faces
 
 log = logging.getLogger(__name__)
 
+_SCRFD_PARAMETERS = inspect.signature(SCRFD.__init__).parameters
+
 
 class FaceDetector:
     """Finds faces and their 5 landmarks (eyes, nose, mouth corners) in a BGR image."""
@@ -32,7 +35,10 @@ class FaceDetector:
         check_role(model_path, session, "detector")
         self.model_path = model_path
         self.config = config
-        self._scrfd = SCRFD(model_file=str(model_path), session=session)
+        # InsightFace 2 builds one more session for every other input size (a follow mosaic, a photo) unless told
+        # not to: building it costs as much as several detections, running it no less than the dynamic one.
+        extra = {"static_shape_sessions": False} if "static_shape_sessions" in _SCRFD_PARAMETERS else {}
+        self._scrfd = SCRFD(model_file=str(model_path), session=session, **extra)
         self._scrfd.prepare(0, input_size=tuple(config.input_size), det_thresh=config.score_threshold,
                             nms_thresh=config.nms_threshold)
         fixed = getattr(self._scrfd, "static_input_size", None)
@@ -62,14 +68,15 @@ class FaceDetector:
         """Detector pixels per frame pixel of a full-frame detection."""
         return min(self.input_size[0] / width, self.input_size[1] / height)
 
-    def detect(self, image: np.ndarray) -> sv.Detections:
-        """Faces in `image` (BGR, H×W×3), highest score first."""
+    def detect(self, image: np.ndarray, threshold: float | None = None) -> sv.Detections:
+        """Faces in `image` (BGR, H×W×3), highest score first; from `threshold` up (default `score_threshold`)."""
         image = _pad_extreme_aspect(image)
-        return self.detect_at(image, self.input_size_for(*image.shape[:2]))
+        return self.detect_at(image, self.input_size_for(*image.shape[:2]), threshold)
 
-    def detect_at(self, image: np.ndarray, input_size: tuple[int, int]) -> sv.Detections:
+    def detect_at(self, image: np.ndarray, input_size: tuple[int, int],
+                  threshold: float | None = None) -> sv.Detections:
         """Faces in `image` scaled to fit `input_size` (width, height; multiples of 32)."""
-        return to_detections(*self.keep_large(*self.raw(image, input_size)))
+        return to_detections(*self.keep_large(*self.raw(image, input_size, threshold)))
 
     def raw(self, image: np.ndarray, input_size: tuple[int, int],
             threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:

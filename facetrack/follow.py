@@ -1,10 +1,19 @@
 """Detection on a schedule: SCRFD on the whole frame every N frames, the faces followed on crops in between.
 
 Full-frame detection is most of facetrack's time on a CPU. Between full detections each face of the previous frame
-is looked for again by the same detector on a square crop around it (about twice the box, at the scale of the
-full detection), all crops packed into one small mosaic so that one pass serves every face. The crops give real
-boxes, scores and landmarks; a face its crop does not show is absent from the frame, and ByteTrack counts it as
-missed, as it would a face the full detector missed.
+is looked for again by the same detector on a square crop around it (twice the box), all crops packed into one
+small mosaic so that one pass serves every face. A crop is at the scale of the full detection for a face of up to
+60 detector pixels; a larger face is followed at about 44 pixels (REDUCED_CROP: its landmarks are then too coarse
+to embed, `FRESH` is False), and a small face is enlarged, up to the frame's own pixels, so that a face of 10
+detector pixels in a 1080p frame is looked for at 24. The crops give real boxes, scores and landmarks; a face its
+crop does not show is absent from the frame, and ByteTrack counts it as missed, as it would a face the full
+detector missed. Near misses (faces the full detection scored from FOLLOW_SCORE × `score_threshold` up but under
+it) are followed too, so that a face near the threshold gets its chance on every frame, as it would if every
+frame were detected.
+
+A face is followed at the full detection's scale, whatever its size, in the frame after a full detection found it
+large and new, and in the frame after the embedding stage asked for it (`want_fresh`: it was due for an embedding
+but its landmarks came from a reduced crop): its track is then embedded, and named, as soon as without a schedule.
 
 A full detection comes at once, whatever the interval (the reason is counted in `DetectionSchedule.reasons`):
 - `start`: the first frame; `cut`: after a shot cut or a clock break (the tracks end there);
@@ -12,10 +21,7 @@ A full detection comes at once, whatever the interval (the reason is counted in 
 - `overlap`: followed faces overlap (their crops would mix them up);
 - `motion`: a grey thumbnail changed, away from the faces and the bodies below them, since the last full
   detection: someone may have entered;
-- `crowd`: the crops would cost about as much as the whole frame;
-- `new`: the frame after a full detection found a large face that was not there before. A large face is followed
-  on a reduced crop, and its landmarks are then too coarse to embed (`FRESH`): a second full detection lets its
-  track, confirmed on its second frame, be embedded at once, so that it is named as soon as without a schedule.
+- `crowd`: the crops would cost about as much as the whole frame.
 """
 
 from __future__ import annotations
@@ -37,12 +43,13 @@ from facetrack.types import FRESH, empty_faces
 
 log = logging.getLogger(__name__)
 
-FILE_INTERVAL = 3  # interval auto on files
+FILE_INTERVAL = 5  # interval auto on files
 LIVE_INTERVALS = (3, 10)  # interval auto on live sources: the smallest N in this range within the time budget
 CROP_FACTOR = 2.0  # crop side / longer box side
 MIN_CROP = 48  # detector pixels: a small face keeps some context around it
-MAX_CROP = 120  # detector pixels (120 + TILE_GAP: tiles on a 128 grid); a larger face is followed smaller,
-# still ~60 pixels across, plenty for SCRFD
+MAX_CROP = 120  # detector pixels: the largest crop at the full detection's scale (a face of up to 60 pixels)
+REDUCED_CROP = 88  # detector pixels: a face whose crop would be larger is followed at about 44 pixels across
+# (its landmarks are too coarse to embed either way, and SCRFD finds it as surely), a tile on a 96 grid
 TILE_GAP = 8  # black pixels between crops in the mosaic
 MOSAIC_STEP = 64  # mosaic sides are multiples of this: few distinct input shapes
 CROWD_SHARE = 0.6  # a mosaic larger than this share of the full input: detect on the whole frame instead
@@ -72,13 +79,18 @@ class FaceFollower:
     def __init__(self, detector: FaceDetector) -> None:
         self.detector = detector
 
-    def mosaic(self, image: np.ndarray, boxes: np.ndarray, scale: float) -> Mosaic | None:
+    def mosaic(self, image: np.ndarray, boxes: np.ndarray, scale: float,
+               whole: np.ndarray | None = None) -> Mosaic | None:
         """The crops around `boxes` (N×4, frame pixels) packed in shelves; None when they would cost about as
-        much as the whole frame (or do not fit a fixed-size detector)."""
+        much as the whole frame (or do not fit a fixed-size detector). `whole` (N bools): crops kept at the full
+        detection's scale however large, for landmarks fine enough to embed."""
         height, width = image.shape[:2]
         full_w, full_h = self.detector.input_size_for(height, width)
         sizes = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         sides = np.ceil(np.clip(CROP_FACTOR * sizes * scale, MIN_CROP, MAX_CROP)).astype(int)
+        sides[CROP_FACTOR * sizes * scale > MAX_CROP] = REDUCED_CROP
+        if whole is not None and whole.any():
+            sides[whole] = np.ceil(np.maximum(CROP_FACTOR * sizes[whole] * scale, MIN_CROP)).astype(int)
         if self.detector.dynamic:  # the tightest of a few shelf widths
             rows = range(_round_up(int(sides.max())), max(full_w, int(sides.max())) + 1, MOSAIC_STEP)
             tiles, mosaic_w, mosaic_h = min((_shelves(sides, row) for row in rows), key=lambda t: t[1] * t[2])
@@ -93,7 +105,10 @@ class FaceFollower:
             mosaic_w, mosaic_h = full_w, full_h
         canvas = np.zeros((mosaic_h, mosaic_w, 3), dtype=np.uint8)
         centres = (boxes[:, :2] + boxes[:, 2:4]) / 2
-        scales = np.minimum(scale, tiles[:, 2] / (CROP_FACTOR * sizes))  # mosaic pixels per frame pixel, per tile
+        # Mosaic pixels per frame pixel, per tile: the face fills half its tile, at the full detection's scale,
+        # reduced for a large face and enlarged for a small one (up to the frame's own pixels where the full
+        # detection shrinks the frame): a face of 10 detector pixels is found more surely at 24.
+        scales = np.minimum(max(scale, 1.0), tiles[:, 2] / (CROP_FACTOR * sizes))
         origins = centres - tiles[:, 2:3] / scales[:, None] / 2
         for (tx, ty, side), (ox, oy), s in zip(tiles, origins, scales, strict=True):
             warp = np.array([[s, 0.0, -ox * s], [0.0, s, -oy * s]], dtype=np.float64)
@@ -101,10 +116,18 @@ class FaceFollower:
                                                                 flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
         return Mosaic(canvas, tiles, origins, scales)
 
-    def follow(self, image: np.ndarray, boxes: np.ndarray, scale: float) -> tuple[sv.Detections, np.ndarray] | None:
-        """The faces near `boxes` in this frame, and for each box whether its crop showed a face; None when a
-        full detection would cost as much."""
-        mosaic = self.mosaic(image, boxes, scale)
+    def follow(self, image: np.ndarray, boxes: np.ndarray, scale: float, tracked: int | None = None,
+               whole: np.ndarray | None = None) -> tuple[sv.Detections, np.ndarray, np.ndarray] | None:
+        """The faces near `boxes` in this frame, for each of the first `tracked` boxes (default: all) whether its
+        crop showed a face, and the near misses; None when a full detection would cost as much.
+
+        The boxes after the first `tracked` are near misses: faces scored under `score_threshold` (but from
+        FOLLOW_SCORE of it) that are not tracked. Found again from `score_threshold` up they are faces of this
+        frame; under it, near misses again (N×4), looked for in the next frame. Every frame so gives a face near
+        the threshold its chance, as detecting on every frame would. `whole`: as in `mosaic`."""
+        tracked = len(boxes) if tracked is None else tracked
+        near = np.zeros((0, 4), dtype=np.float32)
+        mosaic = self.mosaic(image, boxes, scale, whole)
         if mosaic is None:
             return None
         height, width = mosaic.image.shape[:2]
@@ -130,6 +153,9 @@ class FaceFollower:
             found = found.copy()
             found[:, :4] = found[:, :4] / scales + np.tile(shift, 2)
             marks = marks / scales[:, :, None] + shift[:, None, :]
+            missed = (tile >= tracked) & (found[:, 4] < self.detector.config.score_threshold)
+            near = found[missed, :4].astype(np.float32)
+            found, marks, fresh = found[~missed], marks[~missed], fresh[~missed]
             if len(found) > 1:
                 best = np.argsort(-found[:, 4], kind="stable")
                 found, marks, fresh = found[best], marks[best], fresh[best]
@@ -138,7 +164,7 @@ class FaceFollower:
         faces = to_detections(*self.detector.keep_large(found, marks))
         if len(faces):
             faces.data[FRESH] = fresh[self._large(found)]
-        return faces, shown
+        return faces, shown[:tracked], near
 
     def _large(self, boxes: np.ndarray) -> np.ndarray:
         """Which of `boxes` `keep_large` keeps."""
@@ -170,8 +196,9 @@ class DetectionSchedule:
         self.frames = 0
         self.reasons: Counter[str] = Counter()
         self._since: int | None = None  # frames since the last full detection; None before the first
-        self._again = False  # a new large face: detect on the whole frame once more
+        self._wanted = np.zeros((0, 4), dtype=np.float32)  # faces to follow at full scale in the next frame
         self._faces = empty_faces()  # the faces of the previous frame: what is followed
+        self._near = np.zeros((0, 4), dtype=np.float32)  # near misses of the previous frame: followed too
         self._reference: np.ndarray | None = None  # thumbnail at the last full detection
         self._full_seconds: float | None = None  # running mean of a full detection's time (live, auto)
 
@@ -183,18 +210,23 @@ class DetectionSchedule:
         thumb = self._thumbnail(frame.image) if self.config.motion_threshold > 0 else None
         reason = self._due(thumb, frame.image.shape[1], restart)
         faces = None
-        if reason is None and len(self._faces):
+        if reason is None and (len(self._faces) or len(self._near)):
             scale = self.detector.scale_for(*frame.image.shape[:2])
-            followed = self.follower.follow(frame.image, self._faces.xyxy, scale)
+            boxes = np.concatenate([self._faces.xyxy, self._near]) if len(self._near) else self._faces.xyxy
+            whole = np.zeros(len(boxes), dtype=bool)
+            if len(self._wanted) and len(self._faces):
+                whole[:len(self._faces)] = sv.box_iou_batch(self._faces.xyxy, self._wanted).max(axis=1) >= 0.3
+            followed = self.follower.follow(frame.image, boxes, scale, tracked=len(self._faces), whole=whole)
             if followed is None:
                 reason = "crowd"
             else:
-                faces, shown = followed
+                faces, shown, self._near = followed
                 if (~shown & (self._faces.confidence >= LOST_SCORE)).any():
                     reason = "lost"
+        self._wanted = self._wanted[:0]
         if reason is not None:
             faces = self._full(frame.image, thumb, reason)
-            self._again = reason != "new" and self._new_large(faces, frame.image.shape[:2])
+            self._wanted = self._new_large(faces, frame.image.shape[:2])
         elif faces is None:
             faces = empty_faces()  # nobody to follow and nothing moved
         self._since = 0 if reason is not None else (self._since or 0) + 1
@@ -206,8 +238,6 @@ class DetectionSchedule:
             return "start"
         if restart:
             return "cut"
-        if self._again:
-            return "new"
         if self._since + 1 >= self.interval:
             return "interval"
         boxes = self._faces.xyxy
@@ -220,21 +250,28 @@ class DetectionSchedule:
             return "motion"
         return None
 
-    def _new_large(self, faces: sv.Detections, shape: tuple[int, int]) -> bool:
-        """Whether `faces` holds a face that the previous frame did not, large enough to be followed reduced."""
+    def want_fresh(self, box: np.ndarray) -> None:
+        """The face at `box` is due for an embedding but was followed on a reduced crop: follow it at the full
+        detection's scale in the next frame (its landmarks are then fine enough to embed)."""
+        if self.interval > 1:
+            self._wanted = np.concatenate([self._wanted, np.asarray(box, dtype=np.float32).reshape(1, 4)])
+
+    def _new_large(self, faces: sv.Detections, shape: tuple[int, int]) -> np.ndarray:
+        """The boxes of `faces` that the previous frame did not hold and that are large enough to be followed
+        reduced (N×4)."""
         scale = self.detector.scale_for(*shape)
         sides = np.maximum(faces.xyxy[:, 2] - faces.xyxy[:, 0], faces.xyxy[:, 3] - faces.xyxy[:, 1])
         large = CROP_FACTOR * sides * scale > MAX_CROP
-        if not large.any():
-            return False
-        if not len(self._faces):
-            return True
-        seen = sv.box_iou_batch(faces.xyxy[large], self._faces.xyxy).max(axis=1) >= 0.3
-        return not seen.all()
+        if large.any() and len(self._faces):
+            large[large] = sv.box_iou_batch(faces.xyxy[large], self._faces.xyxy).max(axis=1) < 0.3
+        return faces.xyxy[large].astype(np.float32)
 
     def _full(self, image: np.ndarray, thumb: np.ndarray | None, reason: str) -> sv.Detections:
         started = time.perf_counter()
-        faces = self.detector.detect(image)
+        faces = self.detector.detect(image, FOLLOW_SCORE * self.detector.config.score_threshold)
+        missed = faces.confidence < self.detector.config.score_threshold
+        self._near = faces.xyxy[missed] if self.interval > 1 else self._near[:0]
+        faces = faces[~missed]
         if len(faces):
             faces.data[FRESH] = np.ones(len(faces), dtype=bool)
         if self.live:

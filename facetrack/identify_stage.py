@@ -57,8 +57,11 @@ class IdentityStage:
 
     def __init__(self, config: FacetrackConfig, embedder: FaceEmbedder, gallery: Gallery | None,
                  split: Callable[[int], int | None], memory: IdentityMemory | None = None, camera: str = "cam0",
-                 times: StageTimes | None = None) -> None:
+                 times: StageTimes | None = None, want_fresh: Callable[[np.ndarray], None] | None = None) -> None:
         self.config = config
+        # Asks the detection schedule to follow a face at full scale next frame (called from the identity thread
+        # in live runs: a request lost to a race only means one frame later).
+        self._want_fresh = want_fresh
         self.embedder = embedder
         self.times = times or StageTimes()
         self.embeddings = 0
@@ -96,6 +99,8 @@ class IdentityStage:
             fresh = detections.data.get(FRESH)  # faces followed on a reduced crop wait for a full detection
             for i in self.scheduler.select(track_ids, views, pts, self.identity.decided_tracks(), suspect):
                 if fresh is not None and not fresh[i]:
+                    if self._want_fresh is not None:
+                        self._want_fresh(boxes[i])
                     continue
                 crop = self.embedder.align(result.frame.image, landmarks[i:i + 1])
                 quality = face_quality(boxes[i:i + 1], landmarks[i:i + 1], crop)[0]

@@ -73,7 +73,8 @@ class Pipeline:
         self.identity: IdentityStage | None = None
         if models.embedder is not None:
             self.identity = IdentityStage(config, models.embedder, models.gallery, self._split_track, memory,
-                                          camera, self.times)
+                                          camera, self.times,
+                                          want_fresh=self.schedule.want_fresh)
 
     @property
     def embedder(self) -> FaceEmbedder | None:

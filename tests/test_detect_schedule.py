@@ -181,7 +181,7 @@ def test_interval_auto_for_files_live_sources_and_fixed_size_detectors(faces: di
                                                                       detector: FaceDetector, detector_path: Path,
                                                                       fast_detector_path: Path) -> None:
     config = _config(detector_path)
-    assert Pipeline(config, detector=detector, frame_rate=FPS).schedule.interval == 3  # a file
+    assert Pipeline(config, detector=detector, frame_rate=FPS).schedule.interval == 5  # a file
     images = [_scene(_background(), [(faces["obama"], 40 + 4 * i, 40)]) for i in range(6)]
     for frame_rate, expected in ((1.0, 3), (10_000.0, 10)):  # a full detection is quick for 1 fps, not 10 000
         live = Pipeline(config, detector=detector, frame_rate=frame_rate, live=True)
@@ -193,3 +193,33 @@ def test_interval_auto_for_files_live_sources_and_fixed_size_detectors(faces: di
     for i, image in enumerate(images):
         assert len(fixed.process(Frame(image, i, i / FPS)).detections) == (1 if i else 0)
     assert fixed.schedule.interval == 1 and fixed.schedule.full_detections == len(images)
+
+
+CROWD_FRAMES = 40  # of real/crowd_1080p.mp4: eleven people walking toward the camera, faces 24–100 pixels
+
+
+def _crowd_tracking(config: FacetrackConfig, detector: FaceDetector, frames: list[np.ndarray],
+                    events: Path) -> tuple[dict, Pipeline]:
+    """The crowd's tracking scores (`facetrack eval` against its hand-checked truth) for one configuration."""
+    from facetrack.eval import evaluate_files
+    from facetrack.sinks.events import frame_event
+
+    pipeline = Pipeline(config, detector=detector, frame_rate=25)
+    with events.open("w") as out:
+        for index, image in enumerate(frames):
+            result = pipeline.process(Frame(image, index, index / 25))
+            out.write(json.dumps(frame_event(index, index / 25, result.detections)) + "\n")
+    report, _ = evaluate_files(events, Path(__file__).parent / "data" / "crowd_1080p.truth.jsonl")
+    return report.tracking, pipeline
+
+
+def test_crowd_tracking_holds_with_the_schedule(assets: Path, detector: FaceDetector, detector_path: Path,
+                                                tmp_path: Path) -> None:
+    frames = read_frames(assets / "media/real/crowd_1080p.mp4", CROWD_FRAMES)
+    every, _ = _crowd_tracking(_config(detector_path, interval=1), detector, frames, tmp_path / "every.jsonl")
+    scheduled, pipeline = _crowd_tracking(_config(detector_path), detector, frames, tmp_path / "schedule.jsonl")
+    assert pipeline.schedule.full_detections <= 0.5 * CROWD_FRAMES  # it did follow faces in between
+    assert every["IDF1"] >= 0.8  # the truth is the crowd's: every-frame detection tracks it well
+    assert scheduled["IDF1"] >= every["IDF1"] - 0.03
+    assert scheduled["MOTA"] >= every["MOTA"] - 0.03
+    assert scheduled["IDSW"] <= every["IDSW"]

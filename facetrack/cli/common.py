@@ -43,7 +43,7 @@ RequireGpuOpt = Annotated[bool, typer.Option(
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what runs where.")]
 DetectIntervalOpt = Annotated[str | None, typer.Option(
     "--detect-interval", help="Full-frame detection every N frames, faces followed on crops between (1: every "
-                              "frame; auto: 3 for files, measured for live sources).", show_default=False)]
+                              "frame; auto: 5 for files, measured for live sources).", show_default=False)]
 GalleryOpt = Annotated[Path | None, typer.Option(
     "--gallery", "-g", help="Gallery: a folder of per-person photo folders, or a .db built from one.")]
 _STORE_HELP = ("Identity memory (SQLite file{}, or postgresql://user@host:port/db{}): strangers keep their unknown-N "

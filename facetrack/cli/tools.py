@@ -13,6 +13,7 @@ from facetrack.cli.common import (
     NO_MODEL_FLAGS,
     ConfigOpt,
     DetectIntervalOpt,
+    DetectorOpt,
     GalleryOpt,
     ModelOptions,
     ProvidersOpt,
@@ -196,3 +197,34 @@ def models_verify(pack: Annotated[str, typer.Argument(help="Pack name.")] = "buf
         raise FacetrackError(f"pack {pack}: " + ", ".join(f"{r.model.name} {r.status}" for r in bad)
                              + f" (run `facetrack models download {pack}`)")
 
+
+
+@models_app.command("quantize")
+def models_quantize(
+    model: Annotated[Path, typer.Argument(help="ONNX detector (SCRFD) or recognizer (ArcFace family) to copy.",
+                                          show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the int8 copy (.onnx).",
+                                         show_default=False)],
+    calibrate: Annotated[Path, typer.Option("--calibrate", help="Video of the footage the model will see: its "
+                                                                "frames set the int8 ranges.", show_default=False)],
+    frames: Annotated[int, typer.Option("--frames", min=1, help="Frames of the video to calibrate on, spread "
+                                                                "over it.")] = 32,
+    config: ConfigOpt = None,
+    detector: DetectorOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write an int8 copy of a detector or recognizer (onnxruntime static quantization, calibrated on your
+    footage; a recognizer on the faces the detector finds in it)."""
+    from facetrack.models.quantize import quantize_model
+    from facetrack.sinks.video import check_distinct, check_writable
+
+    setup_logging(verbose)
+    if not calibrate.is_file():
+        raise FacetrackError(f"--calibrate {calibrate} does not exist: pass a video file of your footage")
+    check_distinct([("model", model), ("calibration video", calibrate)], [("-o", output)])
+    check_writable(output, flag="-o")
+    cfg = build_config(config, detector)
+    result = quantize_model(model, output, calibrate, cfg, frames=frames, detector=detector)
+    what = "frames" if result.role == "detector" else f"faces from {result.frames} frames"
+    out.print(f"{result.role} {model.name} → {output} (int8, calibrated on {result.samples} {what}; "
+              f"{result.size_before / 2**20:.1f} → {result.size_after / 2**20:.1f} MiB)", highlight=False)

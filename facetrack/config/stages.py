@@ -26,7 +26,7 @@ class DetectorConfig(Section):
     interval: Literal["auto"] | int = Field("auto", description=(
         "Full-frame detection every N frames; in between each tracked face is followed by the same detector on "
         "a crop around it (all crops in one small mosaic). A cut, a clock break, a lost face, overlapping faces "
-        "or motion away from the faces bring the next full detection forward. 1: every frame. auto: 3 for "
+        "or motion away from the faces bring the next full detection forward. 1: every frame. auto: 5 for "
         "files; for live sources the smallest N in 3..10 that keeps full detections within live_budget of the "
         "frame time; 1 for detectors with a fixed input size (a crop costs them a full pass)."))
     live_budget: float = Field(0.5, gt=0.0, le=1.0, description=(
