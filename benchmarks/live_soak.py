@@ -1,6 +1,6 @@
 """Soak `facetrack watch` on a real RTSP stream: latency, fps, drops, reconnect time and memory over minutes.
 
-Starts the loopback RTSP server of the tests (GStreamer's gst-rtsp-server, see tests/servers) on the test clip
+Starts the loopback RTSP server (GStreamer's gst-rtsp-server, see loopback/) on the test clip
 looped, runs `facetrack watch` on it for `--seconds`, restarts the server `--restarts` times spread over the run
 (`--outage` seconds down each time), and summarises the stats reports the run wrote:
 
@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import RtspServer, looped_clip  # noqa: E402
+from loopback import RtspServer, looped_clip  # noqa: E402
 
 
 def main() -> int:

@@ -12,8 +12,8 @@ import pytest
 from facetrack.config import MqttConfig, WebhookConfig
 from facetrack.sinks.mqtt import MqttPublisher
 from facetrack.sinks.webhook import WebhookSink
+from loopback import MqttRecorder, WebhookReceiver, free_port, mosquitto, wait_until
 from tests.conftest import run_cli
-from tests.servers import MqttRecorder, WebhookReceiver, free_port, mosquitto, wait_until
 
 
 def _events(path: Path) -> list[dict]:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from loopback import free_port
 from tests.conftest import run_cli_here
-from tests.servers import free_port
 from tests.test_outputs_safe import _tiny_video
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"

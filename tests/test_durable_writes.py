@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import unavailable
+from loopback import unavailable
 from tests.test_outputs_safe import _tiny_video
 
 _FSYNC = re.compile(r'\b(?:fsync|fdatasync)\(\d+<(?P<path>[^>]+)>')

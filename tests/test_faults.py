@@ -117,7 +117,7 @@ def _truncated_mkv(noise: Path, target: Path) -> Path:
 def limited_watch(tmp_path_factory: pytest.TempPathFactory, noise: Path, fast_detector_path: Path) -> dict:
     """Two cameras under a 300 kB file-size limit: the good camera's recording meets it, the events file is
     rotated well below it; the other camera is a file that breaks half way. Alerts go to a real broker."""
-    from tests.servers import MqttRecorder, mosquitto, wait_until
+    from loopback import MqttRecorder, mosquitto, wait_until
 
     tmp = tmp_path_factory.mktemp("limited_watch")
     bad = _truncated_mkv(_noise_video(tmp / "small.mp4", size=(64, 48)), tmp / "bad.mkv")  # its recording: small
@@ -191,7 +191,7 @@ def test_a_message_paho_refuses_is_said_and_the_sender_goes_on(tmp_path: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     from facetrack.config import MqttConfig
     from facetrack.sinks.mqtt import MqttPublisher
-    from tests.servers import MqttRecorder, mosquitto, wait_until
+    from loopback import MqttRecorder, mosquitto, wait_until
 
     with mosquitto(tmp_path) as port:
         recorder = MqttRecorder(port)
@@ -218,7 +218,7 @@ def test_a_webhook_answer_that_is_not_http_is_a_failed_delivery(caplog: pytest.L
 
     from facetrack.config import WebhookConfig
     from facetrack.sinks.webhook import WebhookSink
-    from tests.servers import wait_until
+    from loopback import wait_until
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -314,7 +314,7 @@ def test_an_exception_in_a_paho_callback_is_said_and_the_client_goes_on(tmp_path
     broker is back it delivers again."""
     from facetrack.config import MqttConfig
     from facetrack.sinks.mqtt import MqttPublisher
-    from tests.servers import MqttRecorder, free_port, mosquitto, wait_until
+    from loopback import MqttRecorder, free_port, mosquitto, wait_until
 
     class FailsOnDisconnect(MqttPublisher):
         def _on_disconnect(self, *args: object) -> None:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_two_minute_soak_with_identity(assets: Path, fast_detector_path: Path, recognizer_path: Path,
                                        gallery_dir: Path, tmp_path: Path) -> None:
-    from tests.servers import rtsp_server_available, unavailable
+    from loopback import rtsp_server_available, unavailable
 
     if not rtsp_server_available():
         unavailable("no RTSP server: gst-rtsp-server is not installed")

@@ -169,8 +169,8 @@ def test_identify_frames(name: str, footage: dict[str, Path], tmp_path: Path, ga
 def test_watch_rtsp_with_gallery(name: str, footage: dict[str, Path], tmp_path: Path, gallery_dir: Path,
                                  fast_detector_path: Path, recognizer_path: Path) -> None:
     """A live camera where nobody is in view at first: identity on, the run goes on and ends cleanly."""
+    from loopback import RtspServer, looped_clip
     from tests.conftest import run_cli
-    from tests.servers import RtspServer, looped_clip
 
     feed = looped_clip(footage[name], tmp_path / "feed.mp4", repeats=10)
     events = tmp_path / "events.jsonl"

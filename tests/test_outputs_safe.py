@@ -17,8 +17,8 @@ import pytest
 
 from facetrack.config import FacetrackConfig, load_config
 from facetrack.errors import FacetrackError
+from loopback import free_port
 from tests.conftest import run_cli, run_cli_here
-from tests.servers import free_port
 
 
 def _tiny_video(path: Path, frames: int = 6) -> Path:

@@ -18,8 +18,8 @@ from facetrack.config import MqttConfig, WebhookConfig
 from facetrack.sinks.mqtt import MqttPublisher
 from facetrack.sinks.webhook import WebhookSink
 from facetrack.urls import hide_secrets, label, origin, scrub
+from loopback import free_port, wait_until
 from tests.conftest import run_cli, run_cli_here
-from tests.servers import free_port, wait_until
 
 
 @pytest.mark.parametrize(("url", "shown"), [
@@ -265,7 +265,7 @@ def test_a_password_over_plain_mqtt_is_warned_about_once(caplog: pytest.LogCaptu
 
 def test_a_broker_that_refuses_the_password_is_said_without_it(tmp_path: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
-    from tests.servers import mosquitto
+    from loopback import mosquitto
 
     caplog.set_level(logging.WARNING, logger="facetrack.sinks.mqtt")
     with mosquitto(tmp_path, user=("alerts", "the-right-one")) as port:

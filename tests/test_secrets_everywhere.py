@@ -29,7 +29,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.servers import MqttRecorder, RtspServer, looped_clip, mosquitto, wait_until
+from loopback import MqttRecorder, RtspServer, looped_clip, mosquitto, wait_until
 
 # Every secret is a string no output has any other reason to hold.
 MQTT_USER = ("zqMqttUser7", "zqMqttPass7")

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from facetrack.sinks.sender import BackgroundSender
-from tests.servers import wait_until
+from loopback import wait_until
 
 
 def test_an_exception_is_said_once_the_sink_reads_down_and_the_next_item_goes(

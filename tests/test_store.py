@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from facetrack.store.sqlite import SqliteStore
+from loopback import WebhookReceiver, wait_until
 from tests.conftest import run_cli
-from tests.servers import WebhookReceiver, wait_until
 
 
 @pytest.fixture(scope="module")

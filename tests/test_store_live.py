@@ -15,8 +15,8 @@ from pathlib import Path
 import av
 import pytest
 
+from loopback import RtspServer, WebhookReceiver, looped_clip, wait_until
 from tests.conftest import run_cli
-from tests.servers import RtspServer, WebhookReceiver, looped_clip, wait_until
 
 
 def _lines(path: Path) -> list[dict]:

@@ -23,8 +23,8 @@ from facetrack.config import RecognizerThresholds, StoreConfig
 from facetrack.errors import FacetrackError
 from facetrack.store import Recognizer, Sighting, Store, open_store
 from facetrack.store.memory import IdentityMemory
+from loopback import PostgresServer, postgres, wait_until
 from tests.conftest import run_cli
-from tests.servers import PostgresServer, postgres, wait_until
 
 pytest.importorskip("psycopg", reason="the PostgreSQL store needs psycopg: pip install -e '.[postgres]'")
 

@@ -14,8 +14,8 @@ from facetrack.live import CameraSpec, LiveRunner, name_sources
 from facetrack.pipeline import Pipeline
 from facetrack.sources import FileSource, parse_source
 from facetrack.urls import scrub
+from loopback import free_port
 from tests.conftest import run_cli
-from tests.servers import free_port
 
 
 def _events(path: Path) -> list[dict]:

@@ -16,7 +16,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.servers import RtspServer, looped_clip, wait_until
+from loopback import RtspServer, looped_clip, wait_until
 
 SECRET = "s3cret-pw"
 

@@ -1,4 +1,5 @@
-"""Real servers on loopback for the live tests: an RTSP server, an MQTT broker and a webhook receiver.
+"""Real servers on loopback for the live tests and the benchmarks: an RTSP server, an MQTT broker, a webhook
+receiver and PostgreSQL.
 
 The RTSP server is GStreamer's gst-rtsp-server driven by the system Python (PyGObject); the broker is
 Mosquitto; both come from Debian packages that scripts/test.sh installs. Where one is missing the test is
