@@ -92,7 +92,8 @@ class FaceFollower:
         if whole is not None and whole.any():
             sides[whole] = np.ceil(np.maximum(CROP_FACTOR * sizes[whole] * scale, MIN_CROP)).astype(int)
         if self.detector.dynamic:  # the tightest of a few shelf widths
-            rows = range(_round_up(int(sides.max())), max(full_w, int(sides.max())) + 1, MOSAIC_STEP)
+            narrowest = _round_up(int(sides.max()))  # a face kept whole may be wider than the full input
+            rows = range(narrowest, max(full_w, narrowest) + 1, MOSAIC_STEP)
             tiles, mosaic_w, mosaic_h = min((_shelves(sides, row) for row in rows), key=lambda t: t[1] * t[2])
         else:
             tiles, mosaic_w, mosaic_h = _shelves(sides, full_w)

@@ -223,3 +223,15 @@ def test_crowd_tracking_holds_with_the_schedule(assets: Path, detector: FaceDete
     assert scheduled["IDF1"] >= every["IDF1"] - 0.03
     assert scheduled["MOTA"] >= every["MOTA"] - 0.03
     assert scheduled["IDSW"] <= every["IDSW"]
+
+
+def test_a_face_kept_whole_wider_than_the_detector_input_falls_back_to_a_full_detection(
+        detector: FaceDetector) -> None:
+    """A talking head close to the camera, due for an embedding: its crop at the full detection's scale is wider
+    than the whole detector input, so following it would cost more than detecting the frame."""
+    from facetrack.follow import FaceFollower
+
+    image = np.zeros((1080, 1920, 3), np.uint8)
+    box = np.array([[460.0, 40.0, 1460.0, 1040.0]], np.float32)  # a face 1000 px across
+    scale = min(detector.input_size_for(1080, 1920)[0] / 1920, detector.input_size_for(1080, 1920)[1] / 1080)
+    assert FaceFollower(detector).mosaic(image, box, scale, whole=np.array([True])) is None
