@@ -4,20 +4,18 @@ never an empty or half-written one. Seen from the outside: the real command line
 
 from __future__ import annotations
 
-import http.server
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from loopback import unavailable
+from loopback import serve_folder, unavailable
 from tests.test_outputs_safe import _tiny_video
 
 _FSYNC = re.compile(r'\b(?:fsync|fdatasync)\(\d+<(?P<path>[^>]+)>')
@@ -89,22 +87,8 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         bundle.writestr("buffalo_sc/det_500m.onnx", b"detector bytes")
         bundle.writestr("buffalo_sc/w600k_mbf.onnx", b"recognizer bytes")
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/packs", root
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_folder(root) as url:
+        yield f"{url}/packs", root
 
 
 def test_a_model_is_on_disk_before_it_enters_the_cache(tmp_path: Path, mirror: tuple[str, Path],

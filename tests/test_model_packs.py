@@ -4,9 +4,7 @@ small zip files made here, served by a real HTTP server on loopback."""
 
 from __future__ import annotations
 
-import http.server
 import logging
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 from facetrack.config import ModelsConfig
 from facetrack.errors import FacetrackError
 from facetrack.models.registry import MAX_MODEL_BYTES, PACKS, download_pack, resolve_model
+from loopback import serve_folder
 from tests.conftest import run_cli_here
 
 
@@ -34,24 +33,10 @@ def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root = tmp_path / "mirror"
     root.mkdir()
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("FACETRACK_MODEL_MIRROR", f"http://127.0.0.1:{server.server_address[1]}/packs")
     (root / "packs").mkdir()
-    try:
+    with serve_folder(root) as url:
+        monkeypatch.setenv("FACETRACK_MODEL_MIRROR", f"{url}/packs")
         yield root / "packs"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _pack(path: Path, members: dict[str, bytes]) -> Path:

@@ -3,9 +3,7 @@ checked before anything is installed, and a missing model offline says which fil
 
 from __future__ import annotations
 
-import http.server
 import shutil
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 from facetrack.config import ModelsConfig
 from facetrack.errors import FacetrackError
 from facetrack.models.registry import PACKS, download_pack, resolve_model, verify_pack
+from loopback import serve_folder
 from tests.conftest import run_cli
 
 
@@ -61,17 +60,8 @@ def mirror(tmp_path: Path, detector_path: Path, recognizer_path: Path) -> Iterat
         bundle.write(detector_path, "buffalo_l/det_10g.onnx")
         bundle.write(recognizer_path, "buffalo_l/w600k_r50.onnx")
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_folder(root) as url:
+        yield url
 
 
 def test_download_with_wrong_checksum_installs_nothing(home: Path, mirror: str,

@@ -18,6 +18,8 @@ import json
 import os
 from pathlib import Path
 
+from make_truth import write_or_check  # the script beside this one
+
 ASSETS = Path(os.environ.get("FACETRACK_TEST_ASSETS", "../shared"))
 OUT = Path(__file__).with_name("crowd_1080p.truth.jsonl")
 DET_THRESH = 0.3
@@ -115,16 +117,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
     args = parser.parse_args()
-    lines = build(args.video, args.detector)
-    if args.check:
-        old = args.out.read_text().splitlines()
-        bad = [i for i, (a, b) in enumerate(zip(old, lines, strict=False)) if a != b]
-        if len(old) != len(lines) or bad:
-            raise SystemExit(f"differs: {len(old)} vs {len(lines)} lines, frames {bad[:10]}")
-        print(f"{args.out.name}: identical ({len(lines)} frames)")
-    else:
-        args.out.write_text("\n".join(lines) + "\n")
-        print(f"wrote {args.out} ({len(lines)} frames)")
+    write_or_check(build(args.video, args.detector), args.out, args.check)
 
 
 if __name__ == "__main__":

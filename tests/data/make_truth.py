@@ -88,6 +88,19 @@ def build(video: Path, detector: Path) -> list[str]:
     return lines
 
 
+def write_or_check(lines: list[str], out: Path, check: bool) -> None:
+    """Write the truth lines to `out`, or with `check` say whether `out` holds exactly them."""
+    if check:
+        old = out.read_text().splitlines()
+        bad = [i for i, (a, b) in enumerate(zip(old, lines, strict=False)) if a != b]
+        if len(old) != len(lines) or bad:
+            raise SystemExit(f"differs: {len(old)} vs {len(lines)} lines, frames {bad[:10]}")
+        print(f"{out.name}: identical ({len(lines)} frames)")
+    else:
+        out.write_text("\n".join(lines) + "\n")
+        print(f"wrote {out} ({len(lines)} frames)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--video", type=Path, default=MEDIA / "video" / "short_hamilton_clip.mp4")
@@ -95,16 +108,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
     args = ap.parse_args()
-    lines = build(args.video, args.detector)
-    if args.check:
-        old = args.out.read_text().splitlines()
-        bad = [i for i, (a, b) in enumerate(zip(old, lines, strict=False)) if a != b]
-        if len(old) != len(lines) or bad:
-            raise SystemExit(f"differs: {len(old)} vs {len(lines)} lines, frames {bad[:10]}")
-        print(f"{args.out.name}: identical ({len(lines)} frames)")
-    else:
-        args.out.write_text("\n".join(lines) + "\n")
-        print(f"wrote {args.out} ({len(lines)} frames)")
+    write_or_check(build(args.video, args.detector), args.out, args.check)
 
 
 if __name__ == "__main__":
