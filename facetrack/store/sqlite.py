@@ -57,11 +57,13 @@ class SqliteStore(SqlStore):
             self._conn.execute("PRAGMA synchronous = NORMAL")
             tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if tables and schema_version(self._conn) == 0:
-                hint = " (it looks like a gallery: pass it to --gallery)" if "templates" in tables else ""
-                raise FacetrackError(f"{self.path} is not a facetrack store{hint}")
+                hint = ("it looks like a gallery: pass it to --gallery" if "templates" in tables else
+                        "pass the store's .db file, or a new file name to start one")
+                raise FacetrackError(f"{self.path} is not a facetrack store ({hint})")
             migrate(self._conn, self.location)
         except sqlite3.DatabaseError as exc:
-            raise FacetrackError(f"{self.path} is not a facetrack store ({exc})") from None
+            raise FacetrackError(f"{self.path} is not a facetrack store ({exc}): pass the store's .db file, or a new "
+                                 "file name to start one") from None
 
     # --- plumbing ------------------------------------------------------------------------------------------
 
