@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import supervision as sv
 
+from facetrack.config import DetectorConfig
 from facetrack.detect import to_detections
 from facetrack.gallery import Gallery
 from facetrack.sources import Frame, VideoInfo
@@ -47,9 +48,13 @@ class ScriptedDetector:
     def __init__(self, script: list[list[Face]]) -> None:
         self.script = script
         self.input_size = (640, 640)
+        self.config = DetectorConfig()
 
-    def detect(self, image: np.ndarray, index: int | None = None) -> sv.Detections:
+    def detect(self, image: np.ndarray, threshold: float | None = None, index: int | None = None) -> sv.Detections:
+        """The scripted faces, from `threshold` up when one is given (near misses are asked for that way)."""
         faces = self.script[int(image[0, 0, 0]) + 256 * int(image[0, 0, 1])] if index is None else self.script[index]
+        if threshold is not None:
+            faces = [f for f in faces if f.score >= threshold]
         if not faces:
             return to_detections(np.empty((0, 5), np.float32), None)
         boxes = np.array([[f.x, f.y, f.x + f.side, f.y + f.side, f.score] for f in faces], dtype=np.float32)

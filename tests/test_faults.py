@@ -262,10 +262,10 @@ def test_a_camera_whose_detection_fails_ends_alone(tmp_path: Path, noise: Path, 
     from facetrack.live import CameraSpec, LiveRunner
 
     class FailsOnSmallFrames(FaceDetector):
-        def detect(self, image: np.ndarray):  # type: ignore[no-untyped-def]
+        def detect(self, image: np.ndarray, threshold: float | None = None):  # type: ignore[no-untyped-def]
             if image.shape[1] == 64:
                 raise RuntimeError("inference failed on this stream")
-            return super().detect(image)
+            return super().detect(image, threshold)
 
     cfg = load_config(None)
     small = _noise_video(tmp_path / "small.mp4", frames=10, size=(64, 48))
