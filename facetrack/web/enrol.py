@@ -69,22 +69,16 @@ class Enrolment:
         return GalleryStore(self.gallery).people() if self.gallery.is_file() else {}
 
     def _load(self):  # type: ignore[no-untyped-def]
-        from facetrack.detect import FaceDetector
-        from facetrack.embed import FaceEmbedder
-        from facetrack.gallery import Enroller
-        from facetrack.models.registry import resolve_model
+        from facetrack.models.faces import FaceModels
 
-        if self._enroller is None:
-            cfg = self.config
-            detector = FaceDetector(resolve_model("detector", cfg.models), cfg.detector, cfg.runtime)
-            embedder = FaceEmbedder(resolve_model("recognizer", cfg.models), cfg.runtime, cfg.embedding.max_batch)
-            self._enroller = Enroller(detector, embedder)
+        if self._enroller is None:  # the models load with the first upload, not with the page
+            self._enroller = FaceModels.load(self.config, identity=True, gallery=False).enroller
         return self._enroller
 
     def add(self, name: str, uploads: list[Upload]) -> tuple[int, int]:
         """Enrol `uploads` as `name`; returns (templates added, templates the person now has)."""
         from facetrack.gallery import GalleryStore
-        from facetrack.store.sqlite import check_name
+        from facetrack.store.rows import check_name
 
         check_name(name)
         if not uploads:
