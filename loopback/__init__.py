@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -44,8 +45,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_folder(root: Path) -> Iterator[str]:
-    """A plain HTTP server on loopback serving the files under `root` (a model mirror); yields its base URL."""
+def serve_folder(root: Path, tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """An HTTP server on loopback serving the files under `root` (a model mirror, a camera's file); yields its
+    base URL. With `tls`, HTTPS with that server context (a refused handshake is expected, not reported)."""
 
     class Quiet(SimpleHTTPRequestHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -55,10 +57,13 @@ def serve_folder(root: Path) -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        server.handle_error = lambda *args: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{'https' if tls is not None else 'http'}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -4,7 +4,6 @@ is the explicit way out. Real TLS servers on loopback with self-signed certifica
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import shutil
 import socket
@@ -22,6 +21,7 @@ import pytest
 from facetrack.config import LiveConfig
 from facetrack.errors import FacetrackError
 from facetrack.sources import open_source
+from loopback import serve_folder
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command makes the certificates")
@@ -56,26 +56,11 @@ def _context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def https_server(tls: dict[str, Path]) -> Iterator[str]:
     """An HTTPS server with the self-signed loopback certificate, serving clip.mp4."""
-    handler = functools.partial(_Quiet, directory=str(tls["folder"]))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.socket = _context(tls["here"], tls["here_key"]).wrap_socket(server.socket, server_side=True)
-    server.handle_error = lambda *args: None  # type: ignore[method-assign]  # a refused handshake is expected
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}/clip.mp4"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_folder(tls["folder"], _context(tls["here"], tls["here_key"])) as url:
+        yield f"{url}/clip.mp4"
 
 
 def _frames(path: Path) -> list[dict]:
